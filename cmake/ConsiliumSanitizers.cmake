@@ -1,0 +1,10 @@
+# CONSILIUM_SANITIZE=address,undefined builds everything (host, plugins, tests) instrumented.
+if(CONSILIUM_SANITIZE)
+  set(_san "-fsanitize=${CONSILIUM_SANITIZE}" -fno-omit-frame-pointer)
+  if(CONSILIUM_SANITIZE MATCHES "undefined")
+    list(APPEND _san -fno-sanitize-recover=undefined)
+  endif()
+  add_compile_options(${_san})
+  add_link_options(${_san})
+  message(STATUS "Consilium: sanitizers ${CONSILIUM_SANITIZE}")
+endif()
