@@ -1,0 +1,70 @@
+// One provider plugin instance seen from the engine: start a stream, cancel it, and release it
+// once its terminal event has been delivered (never from inside the event callback).
+#pragma once
+
+#include <consilium/abi.h>
+
+#include "exec/executor.hpp"
+#include "plugin/instance.hpp"
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace consilium {
+
+struct StreamEvent {
+    cs_stream_event_type type = CS_EV_TEXT;
+    std::string text;
+    cs_stop_reason stop_reason = CS_STOP_END_TURN;
+    cs_error_kind error_kind = CS_ERR_INTERNAL;
+    int http_status = 0;
+    int64_t retry_after_ms = -1;
+    int64_t input_tokens = 0;
+    int64_t output_tokens = 0;
+};
+
+class ProviderStream;
+
+class ProviderClient {
+public:
+    ProviderClient(std::shared_ptr<PluginInstance> instance, Executor &executor);
+    const std::string &name() const { return instance_->name(); }
+
+    // Starts a stream. on_event runs on the plugin's threads, one event at a time, and must not
+    // block; after the terminal event it is never called again. Returns null and sets error
+    // when the plugin refused the request at once (no event follows then).
+    std::shared_ptr<ProviderStream> start(const std::string &request_json,
+                                          std::function<void(const StreamEvent &)> on_event, std::string &error);
+
+private:
+    friend class ProviderStream;
+    std::shared_ptr<PluginInstance> instance_;
+    Executor &executor_;
+};
+
+class ProviderStream : public std::enable_shared_from_this<ProviderStream> {
+public:
+    ~ProviderStream();
+    void cancel();
+
+private:
+    friend class ProviderClient;
+    struct SinkCtx;
+    static void on_event(void *ctx, const cs_stream_event *ev);
+
+    std::shared_ptr<PluginInstance> instance_;
+    Executor *executor_ = nullptr;
+    cs_stream *stream_ = nullptr;
+    std::atomic<bool> terminal_{false};
+    std::atomic<bool> cancelled_{false};
+    std::function<void(const StreamEvent &)> callback_;
+    std::unique_ptr<SinkCtx> sink_ctx_;
+    cs_stream_sink sink_{};
+};
+
+const char *error_kind_name(cs_error_kind k);
+const char *stop_reason_name(cs_stop_reason r);
+
+}  // namespace consilium

@@ -1,0 +1,86 @@
+// The consultation service: finds or loads live consultations, checks that the caller owns
+// them, and hands patient messages, resumes and cancels to the right consultation strand.
+#pragma once
+
+#include "connector/connector.hpp"
+#include "consult/consultation.hpp"
+#include "crypto/sealer.hpp"
+#include "locale/catalog.hpp"
+#include "persona/persona.hpp"
+#include "storage/store.hpp"
+#include "util/metrics.hpp"
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace consilium {
+
+struct ServiceSettings {
+    size_t history_turns = 12;
+    std::vector<std::string> default_models;
+    std::vector<std::string> force_models;
+    int64_t seq_reserve = 2048;  // seqs reserved durably ahead of use (crash-safe numbering)
+    size_t recent_events = 512;  // events kept in memory per live consultation for resume
+};
+
+class ConsultationService {
+public:
+    struct Deps {
+        Executor &executor;
+        Store &store;
+        Sealer &sealer;
+        Connector &connector;
+        metrics::Registry &metrics;
+        std::function<std::shared_ptr<const Panel>()> panel;
+        std::function<std::shared_ptr<const LocaleCatalog>()> locales;
+    };
+
+    ConsultationService(Deps deps, ServiceSettings settings);
+    ~ConsultationService();
+
+    // Entry points for chat sessions; callable from any thread. Errors go to sub->reply().
+    void submit(const Principal &who, Incoming msg, std::shared_ptr<Subscriber> sub);
+    void resume(const Principal &who, const std::string &consultation_id, int64_t after_seq,
+                std::shared_ptr<Subscriber> sub);
+    void cancel(const Principal &who, const std::string &stream_id, std::shared_ptr<Subscriber> sub);
+
+    // Stops taking new turns, waits up to `deadline` for active turns, then ends the rest with
+    // stop_reason error (code shutting_down), flushes storage and releases seq reservations.
+    void drain(std::chrono::milliseconds deadline);
+    bool accepting() const { return accepting_; }
+    size_t active_turns() const { return active_turns_; }
+    // Forgets live consultations idle for `idle` (they reload from storage on demand).
+    void sweep(std::chrono::seconds idle);
+
+    // Used by Consultation.
+    const Deps &deps() const { return deps_; }
+    const ServiceSettings &settings() const { return settings_; }
+    void turn_started();
+    void turn_ended();
+    void register_stream(const std::string &stream_id, const std::string &consultation_id);
+    void unregister_stream(const std::string &stream_id);
+
+    static nlohmann::json error_frame(const std::string &code, const std::string &message,
+                                      const std::string &reply_to = "");
+
+private:
+    // Loads or returns the live consultation; null when it does not exist.
+    std::shared_ptr<Consultation> get(const std::string &id);
+    std::shared_ptr<Consultation> create(const Principal &who, const std::string &profile_id);
+    void do_submit(const Principal &who, Incoming msg, std::shared_ptr<Subscriber> sub);
+
+    Deps deps_;
+    ServiceSettings settings_;
+    std::mutex mu_;
+    std::map<std::string, std::shared_ptr<Consultation>> live_;
+    std::map<std::string, std::string> streams_;  // stream_id -> consultation_id
+    std::atomic<bool> accepting_{true};
+    std::atomic<size_t> active_turns_{0};
+};
+
+}  // namespace consilium

@@ -1,0 +1,200 @@
+#include "engine.hpp"
+
+#include "lua/runtime.hpp"
+#include "util/log.hpp"
+
+namespace consilium {
+
+using json = nlohmann::json;
+using namespace std::chrono;
+
+namespace {
+
+std::filesystem::path key_path(const json &cfg, const std::filesystem::path &data_dir, const char *section,
+                               const char *default_name) {
+    std::string f = cfg.at(section).at("key_file").get<std::string>();
+    if (!f.empty()) return std::filesystem::absolute(f);
+    return data_dir / "keys" / default_name;
+}
+
+}  // namespace
+
+LoadOptions default_load_options() {
+    LoadOptions o;
+    o.check_lua = [](const std::string &source, const std::string &file) { return lua::Runtime::check_syntax(source, file); };
+    return o;
+}
+
+Engine::Engine(const json &cfg, EnginePaths paths, Executor &executor, metrics::Registry &metrics,
+               std::shared_ptr<PluginInstance> storage, std::map<std::string, std::shared_ptr<PluginInstance>> providers)
+    : executor_(executor), metrics_(metrics), paths_(std::move(paths)), storage_plugin_(std::move(storage)),
+      provider_plugins_(std::move(providers)) {
+    const json &chat = cfg.at("chat");
+    chat_settings_.max_frame_bytes = chat.at("max_frame_bytes").get<size_t>();
+    chat_settings_.max_text_chars = chat.at("max_text_chars").get<size_t>();
+    chat_settings_.auth_timeout = milliseconds(chat.at("auth_timeout_ms").get<int64_t>());
+
+    try {
+        sealer_ = std::make_unique<Sealer>(
+            KeyRing::load(key_path(cfg, paths_.data_dir, "encryption", "data.keys"), "CONSILIUM_DATA_KEYS", true));
+        const json &auth = cfg.at("auth");
+        TokenSettings ts;
+        ts.issuer = auth.at("issuer");
+        ts.audience = auth.at("audience");
+        ts.access_ttl_s = auth.at("access_ttl_s");
+        signer_ = std::make_unique<TokenSigner>(
+            KeyRing::load(key_path(cfg, paths_.data_dir, "auth", "token.keys"), "CONSILIUM_TOKEN_KEYS", true), ts);
+    } catch (const KeyError &e) {
+        throw EngineError(std::string("keys: ") + e.what());
+    }
+
+    store_ = std::make_unique<Store>(storage_plugin_->vtable<cs_storage_vtable>(), storage_plugin_->instance());
+
+    LoadResult loaded = load_panel(paths_.personas_dir, default_load_options());
+    for (const auto &d : loaded.diagnostics)
+        if (d.error) log::error("personas", d.format());
+    if (!loaded.ok())
+        throw EngineError("personas in " + paths_.personas_dir.string() + " have " + std::to_string(loaded.errors()) +
+                          " error(s); run `consilium persona lint " + paths_.personas_dir.string() + "`");
+    panel_ = loaded.panel;
+    log::info("personas", "panel loaded", {{"personas", panel_->personas.size()}, {"generation", panel_->generation}});
+
+    std::vector<std::string> problems;
+    auto cat = std::make_shared<LocaleCatalog>(LocaleCatalog::load(paths_.locales_dir, problems));
+    for (const auto &p : problems) log::warn("locales", p);
+    if (!cat->find("en")) throw EngineError("locales in " + paths_.locales_dir.string() + ": en.yaml is required");
+    locales_ = cat;
+
+    // Models and providers.
+    std::map<std::string, ModelInfo> models;
+    for (auto it = cfg.at("models").begin(); it != cfg.at("models").end(); ++it) {
+        ModelInfo m;
+        m.alias = it.key();
+        m.provider = it->at("provider");
+        m.model = it->at("model");
+        m.context_window = it->value("context_window", int64_t{0});
+        m.vision = it->value("vision", false);
+        m.pdf = it->value("pdf", false);
+        m.max_output_tokens = it->value("max_output_tokens", int64_t{0});
+        models[m.alias] = m;
+    }
+    std::map<std::string, std::shared_ptr<ProviderClient>> clients;
+    for (auto &[name, inst] : provider_plugins_) clients[name] = std::make_shared<ProviderClient>(inst, executor_);
+    const json &c = cfg.at("connector");
+    ConnectorSettings cs;
+    cs.connect_timeout = milliseconds(c.at("connect_timeout_ms").get<int64_t>());
+    cs.first_token_timeout = milliseconds(c.at("first_token_timeout_ms").get<int64_t>());
+    cs.idle_timeout = milliseconds(c.at("idle_timeout_ms").get<int64_t>());
+    cs.turn_budget = milliseconds(c.at("turn_budget_ms").get<int64_t>());
+    cs.max_retries = c.at("max_retries");
+    cs.max_tokens = c.at("max_tokens");
+    connector_ = std::make_unique<Connector>(executor_, metrics_, cs, models, clients);
+
+    ServiceSettings ss;
+    ss.history_turns = chat.at("history_turns").get<size_t>();
+    ss.default_models = cfg.at("routing").at("default").get<std::vector<std::string>>();
+    ss.force_models = cfg.at("routing").at("force").get<std::vector<std::string>>();
+    service_ = std::make_unique<ConsultationService>(
+        ConsultationService::Deps{executor_, *store_, *sealer_, *connector_, metrics_, [this] { return panel(); },
+                                  [this] { return locales(); }},
+        ss);
+
+    const json &auth = cfg.at("auth");
+    AuthSettings as;
+    as.access_ttl_s = auth.at("access_ttl_s");
+    as.refresh_ttl_s = auth.at("refresh_ttl_s");
+    as.guest_ttl_s = auth.at("guest_ttl_s");
+    accounts_ = std::make_unique<Accounts>(*store_, *sealer_, *signer_, as);
+    http_ = std::make_unique<HttpApi>(*this);
+    schedule_sweep();
+}
+
+Engine::~Engine() {
+    *alive_ = false;
+    if (sweep_timer_) executor_.cancel(sweep_timer_);
+    store_->flush();
+}
+
+void Engine::schedule_sweep() {
+    auto alive = alive_;
+    sweep_timer_ = executor_.after(seconds(30), [this, alive](bool cancelled) {
+        if (cancelled || !*alive) return;
+        service_->sweep(seconds(300));
+        schedule_sweep();
+    });
+}
+
+std::shared_ptr<const Panel> Engine::panel() const {
+    std::lock_guard<std::mutex> lock(panel_mu_);
+    return panel_;
+}
+
+std::shared_ptr<const LocaleCatalog> Engine::locales() const {
+    std::lock_guard<std::mutex> lock(panel_mu_);
+    return locales_;
+}
+
+std::string Engine::not_ready_reason() const {
+    if (!ready_) return "starting";
+    if (!service_->accepting()) return "draining";
+    return {};
+}
+
+LoadResult Engine::reload_personas() {
+    LoadResult r = load_panel(paths_.personas_dir, default_load_options());
+    if (!r.ok()) {
+        log::warn("personas", "reload refused: the live panel stays", {{"errors", r.errors()}});
+        return r;
+    }
+    {
+        std::lock_guard<std::mutex> lock(panel_mu_);
+        panel_ = r.panel;
+    }
+    log::info("personas", "panel reloaded", {{"personas", r.panel->personas.size()}, {"generation", r.panel->generation}});
+    return r;
+}
+
+void Engine::drain(milliseconds deadline) { service_->drain(deadline); }
+
+json Engine::consultation_json(const ConsultationRecord &c, bool with_messages) {
+    json out = {{"id", c.id},
+                {"profile_id", c.profile_id},
+                {"created_at", c.created_ms},
+                {"updated_at", c.updated_ms},
+                {"last_seq", c.last_seq},
+                {"specialist", c.specialist ? json(*c.specialist) : json(nullptr)}};
+    if (!with_messages) return out;
+    json messages = json::array();
+    for (const auto &m : store_->messages(c.id)) {
+        auto plain = sealer_->open(m.body_sealed, "message:" + c.id + ":" + std::to_string(m.seq));
+        json body = plain ? json::parse(*plain, nullptr, false) : json();
+        json meta = json::parse(m.meta, nullptr, false);
+        json item = {{"seq", m.seq}, {"role", m.role}, {"created_at", m.created_ms}};
+        if (m.client_id) item["id"] = *m.client_id;
+        if (m.specialist) item["specialist"] = *m.specialist;
+        if (body.is_object()) {
+            item["text"] = body.value("text", "");
+            if (m.role == "specialist") {
+                item["citations"] = body.value("citations", json::array());
+                item["follow_ups"] = body.value("follow_ups", json::array());
+            } else if (body.contains("attachments") && body["attachments"].is_array()) {
+                json atts = json::array();
+                for (const auto &a : body["attachments"])
+                    atts.push_back({{"type", a.value("type", "")}, {"media_type", a.value("media_type", "")}});
+                item["attachments"] = atts;
+            }
+        } else {
+            item["text"] = nullptr;
+            item["unreadable"] = true;
+        }
+        if (meta.is_object() && m.role == "specialist") {
+            item["stop_reason"] = meta.value("stop_reason", "");
+            item["model"] = meta.value("model", "");
+        }
+        messages.push_back(item);
+    }
+    out["messages"] = messages;
+    return out;
+}
+
+}  // namespace consilium

@@ -1,0 +1,106 @@
+// The engine: everything between the transports and the plugins, wired from one configuration.
+// It owns the key rings, storage access, the panel (hot-swappable), the connector, the
+// consultation service, the REST API and the chat channel. The host (host/) builds it from the
+// plugins it loaded and hands its front API to the transports.
+#pragma once
+
+#include <consilium/abi.h>
+
+#include "api/chat_session.hpp"
+#include "api/http_api.hpp"
+#include "auth/accounts.hpp"
+#include "connector/connector.hpp"
+#include "consult/service.hpp"
+#include "crypto/sealer.hpp"
+#include "exec/executor.hpp"
+#include "locale/catalog.hpp"
+#include "persona/loader.hpp"
+#include "plugin/instance.hpp"
+#include "storage/store.hpp"
+#include "util/metrics.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace consilium {
+
+struct EnginePaths {
+    std::filesystem::path data_dir;
+    std::filesystem::path personas_dir;
+    std::filesystem::path locales_dir;
+};
+
+class EngineError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+class Engine {
+public:
+    // `config` is the host's validated configuration tree (host/defaults.yaml's keys). Throws
+    // EngineError when keys, personas or locales cannot be loaded.
+    Engine(const nlohmann::json &config, EnginePaths paths, Executor &executor, metrics::Registry &metrics,
+           std::shared_ptr<PluginInstance> storage, std::map<std::string, std::shared_ptr<PluginInstance>> providers);
+    ~Engine();
+    Engine(const Engine &) = delete;
+    Engine &operator=(const Engine &) = delete;
+
+    Executor &executor() { return executor_; }
+    metrics::Registry &metrics() { return metrics_; }
+    Store &store() { return *store_; }
+    Sealer &sealer() { return *sealer_; }
+    Accounts &accounts() { return *accounts_; }
+    ConsultationService &service() { return *service_; }
+    HttpApi &http_api() { return *http_; }
+    Connector &connector() { return *connector_; }
+    const ChatSettings &chat_settings() const { return chat_settings_; }
+    std::shared_ptr<const Panel> panel() const;
+    std::shared_ptr<const LocaleCatalog> locales() const;
+
+    // The front API and the context a transport created with it passes back.
+    static const cs_front_api *front() { return front_api(); }
+    cs_host_ctx *front_ctx() { return reinterpret_cast<cs_host_ctx *>(this); }
+
+    void set_ready(bool ready) { ready_ = ready; }
+    std::string not_ready_reason() const;
+
+    // Reloads personas/: a panel that fails to load is refused and the live one stays.
+    LoadResult reload_personas();
+    // SIGTERM: stop new turns, let streams finish up to deadline, end the rest, flush.
+    void drain(std::chrono::milliseconds deadline);
+
+    nlohmann::json consultation_json(const ConsultationRecord &c, bool with_messages);
+
+private:
+    Executor &executor_;
+    metrics::Registry &metrics_;
+    EnginePaths paths_;
+    std::shared_ptr<PluginInstance> storage_plugin_;
+    std::map<std::string, std::shared_ptr<PluginInstance>> provider_plugins_;
+    ChatSettings chat_settings_;
+    std::unique_ptr<Sealer> sealer_;
+    std::unique_ptr<TokenSigner> signer_;
+    std::unique_ptr<Store> store_;
+    std::unique_ptr<Connector> connector_;
+    std::unique_ptr<ConsultationService> service_;
+    std::unique_ptr<Accounts> accounts_;
+    std::unique_ptr<HttpApi> http_;
+    mutable std::mutex panel_mu_;
+    std::shared_ptr<const Panel> panel_;
+    std::shared_ptr<const LocaleCatalog> locales_;
+    std::atomic<bool> ready_{false};
+    TimerId sweep_timer_ = 0;
+    std::shared_ptr<std::atomic<bool>> alive_ = std::make_shared<std::atomic<bool>>(true);
+    void schedule_sweep();
+};
+
+// The Lua syntax check the persona loader uses (from the Lua runtime).
+LoadOptions default_load_options();
+
+}  // namespace consilium

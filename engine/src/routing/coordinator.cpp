@@ -1,0 +1,201 @@
+#include "routing/coordinator.hpp"
+
+#include "util/log.hpp"
+
+#include <algorithm>
+
+namespace consilium {
+
+using json = nlohmann::json;
+
+json PatientProfile::to_json() const {
+    json j = json::object();
+    if (age_years) j["age_years"] = *age_years;
+    if (!sex.empty()) j["sex"] = sex;
+    j["pregnant"] = pregnant;
+    return j;
+}
+
+PatientProfile PatientProfile::from_json(const json &j) {
+    PatientProfile p;
+    if (!j.is_object()) return p;
+    if (j.contains("age_years") && j["age_years"].is_number()) p.age_years = j["age_years"].get<double>();
+    if (j.contains("sex") && j["sex"].is_string()) p.sex = j["sex"];
+    if (j.contains("pregnant") && j["pregnant"].is_boolean()) p.pregnant = j["pregnant"];
+    return p;
+}
+
+json RouteDecision::to_json() const {
+    json j = {{"specialist", specialist}, {"top", top}, {"emergency", emergency},
+              {"flags", flags}, {"rule", rule}, {"scores", scores}};
+    if (script_error) j["script_error"] = script_error->format();
+    return j;
+}
+
+bool Coordinator::audience_fits(const Persona &p, const PatientProfile &profile) {
+    if (profile.age_years) {
+        if (p.audience.min_age_years && *profile.age_years < *p.audience.min_age_years) return false;
+        if (p.audience.max_age_years && *profile.age_years > *p.audience.max_age_years) return false;
+    }
+    if (!profile.sex.empty() && !p.audience.sexes.empty() &&
+        std::find(p.audience.sexes.begin(), p.audience.sexes.end(), profile.sex) == p.audience.sexes.end())
+        return false;
+    return true;
+}
+
+json Coordinator::match_flags(const Panel &panel, const std::string &text) {
+    PreparedText prepared(text);
+    json out = json::array();
+    auto check = [&](const RedFlag &f) {
+        for (const auto &[lang, pattern] : f.patterns) {
+            if (pattern.matches(prepared.tokens, prepared.normalized)) {
+                out.push_back({{"id", f.id}, {"emergency", f.emergency}, {"route_to", f.route_to},
+                               {"owner", f.owner}, {"message", f.message}, {"lang", lang}});
+                return;
+            }
+        }
+    };
+    for (const auto &f : panel.emergency_flags) check(f);
+    for (const auto &p : panel.personas)
+        for (const auto &f : p.red_flags) check(f);
+    return out;
+}
+
+json Coordinator::search(const Panel &panel, const std::string &text) {
+    json out = json::array();
+    for (const auto &h : panel.index.search(text)) {
+        const Persona &p = panel.personas[h.persona];
+        out.push_back({{"id", p.id}, {"keywords", h.keywords}, {"examples", h.examples},
+                       {"nearest", h.nearest}, {"matched", h.matched}});
+    }
+    return out;
+}
+
+lua::FunctionTable Coordinator::functions(const Panel &panel) {
+    lua::FunctionTable t;
+    t["search"] = [&panel](const json &args) {
+        if (args.empty() || !args[0].is_string()) throw std::invalid_argument("search(text) needs a string");
+        return search(panel, args[0].get<std::string>());
+    };
+    t["red_flags"] = [&panel](const json &args) {
+        if (args.empty() || !args[0].is_string()) throw std::invalid_argument("red_flags(text) needs a string");
+        return match_flags(panel, args[0].get<std::string>());
+    };
+    t["persona"] = [&panel](const json &args) -> json {
+        if (args.empty() || !args[0].is_string()) return nullptr;
+        const Persona *p = panel.find(args[0].get<std::string>());
+        if (!p) return nullptr;
+        json a = json::object();
+        if (p->audience.min_age_years) a["min_age_years"] = *p->audience.min_age_years;
+        if (p->audience.max_age_years) a["max_age_years"] = *p->audience.max_age_years;
+        a["sexes"] = p->audience.sexes;
+        a["pregnancy"] = p->audience.pregnancy;
+        return {{"id", p->id}, {"group", p->group}, {"entry", p->entry}, {"name", p->name},
+                {"specialty", p->specialty}, {"audience", a}};
+    };
+    t["personas"] = [&panel](const json &) {
+        json ids = json::array();
+        for (const auto &p : panel.personas) ids.push_back(p.id);
+        return ids;
+    };
+    t["normalize"] = [](const json &args) -> json {
+        if (args.empty() || !args[0].is_string()) return "";
+        return text::normalize(args[0].get<std::string>());
+    };
+    t["tokens"] = [](const json &args) -> json {
+        json out = json::array();
+        if (args.empty() || !args[0].is_string()) return out;
+        for (const auto &tok : text::tokenize(args[0].get<std::string>())) out.push_back(tok.text);
+        return out;
+    };
+    t["log"] = [](const json &args) -> json {
+        // Scripts may log codes; the text is truncated and must carry no health data.
+        std::string msg = args.empty() ? "" : (args[0].is_string() ? args[0].get<std::string>() : args[0].dump());
+        if (msg.size() > 200) msg.resize(200);
+        log::info("lua", "script log", {{"code", msg}});
+        return nullptr;
+    };
+    return t;
+}
+
+RouteDecision Coordinator::route_builtin(const Panel &panel, const RouteRequest &req) {
+    RouteDecision d;
+    d.rule = "builtin";
+    json flags = match_flags(panel, req.text);
+    for (const auto &f : flags) {
+        d.flags.push_back(f["id"]);
+        if (f["emergency"].get<bool>() && !d.emergency) {
+            d.emergency = true;
+            d.emergency_message = f["message"];
+            if (panel.find(f["route_to"])) d.specialist = f["route_to"];
+        }
+    }
+    struct Cand {
+        std::string id;
+        double score;
+    };
+    std::vector<Cand> cands;
+    for (const auto &h : panel.index.search(req.text)) {
+        const Persona &p = panel.personas[h.persona];
+        double s = h.keywords + 0.35 * h.examples + 4.0 * h.nearest;
+        if (!audience_fits(p, req.profile)) s *= 0.2;
+        if (p.id == req.current) s *= 1.15;
+        cands.push_back({p.id, s});
+        d.scores[p.id] = s;
+    }
+    std::sort(cands.begin(), cands.end(), [](const Cand &a, const Cand &b) {
+        return a.score != b.score ? a.score > b.score : a.id < b.id;
+    });
+    for (size_t i = 0; i < cands.size() && i < 3; ++i) d.top.push_back(cands[i].id);
+    if (!req.pinned.empty() && panel.find(req.pinned)) {
+        d.specialist = req.pinned;
+        d.rule = "builtin:pinned";
+    } else if (d.specialist.empty()) {
+        if (!cands.empty() && cands[0].score > 1.0) d.specialist = cands[0].id;
+        else if (!req.current.empty() && panel.find(req.current)) d.specialist = req.current;
+        else if (const Persona *e = panel.entry()) d.specialist = e->id;
+        else if (!panel.personas.empty()) d.specialist = panel.personas[0].id;
+    }
+    if (d.top.empty() && !d.specialist.empty()) d.top.push_back(d.specialist);
+    return d;
+}
+
+RouteDecision Coordinator::route(const Panel &panel, const RouteRequest &req) {
+    if (panel.coordinator.empty()) return route_builtin(panel, req);
+    json turn = {{"text", req.text},   {"profile", req.profile.to_json()}, {"current", req.current},
+                 {"pinned", req.pinned}, {"locale", req.locale}, {"turn_index", req.turn_index}};
+    lua::FunctionTable api = functions(panel);
+    lua::CallResult r = lua::thread_runtime().call(panel.coordinator_file, panel.coordinator, "route", {turn}, api);
+    std::optional<lua::ScriptError> error = r.error;
+    if (!error) {
+        const json &v = *r.value;
+        if (!v.is_object() || !v.contains("specialist") || !v["specialist"].is_string() ||
+            !panel.find(v["specialist"].get<std::string>())) {
+            error = lua::ScriptError{"bad_result", panel.coordinator_file, 0,
+                                     "route() must return {specialist = <a persona id>, ...}"};
+        } else {
+            RouteDecision d;
+            d.specialist = v["specialist"];
+            d.emergency = v.value("emergency", false);
+            d.rule = v.contains("rule") && v["rule"].is_string() ? v["rule"].get<std::string>() : "script";
+            if (v.contains("top") && v["top"].is_array())
+                for (const auto &t : v["top"])
+                    if (t.is_string() && panel.find(t.get<std::string>()) && d.top.size() < 3) d.top.push_back(t);
+            if (d.top.empty()) d.top.push_back(d.specialist);
+            if (v.contains("flags") && v["flags"].is_array())
+                for (const auto &f : v["flags"])
+                    if (f.is_string()) d.flags.push_back(f);
+            if (v.contains("emergency_message") && v["emergency_message"].is_string())
+                d.emergency_message = v["emergency_message"];
+            if (v.contains("scores")) d.scores = v["scores"];
+            return d;
+        }
+    }
+    log::error("coordinator", "coordinator script failed; built-in routing answered",
+               {{"file", error->file}, {"line", error->line}, {"code", error->code}});
+    RouteDecision d = route_builtin(panel, req);
+    d.script_error = error;
+    return d;
+}
+
+}  // namespace consilium
