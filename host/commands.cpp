@@ -1,0 +1,133 @@
+// `consilium plugin`, `consilium persona` and `consilium route`.
+#include "commands.hpp"
+
+#include "args.hpp"
+#include "config.hpp"
+#include "engine.hpp"
+#include "persona/loader.hpp"
+#include "plugin_loader.hpp"
+#include "routing/coordinator.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+namespace consilium::host {
+
+using json = nlohmann::json;
+
+ConfigSources config_sources(const Args &a);
+
+namespace {
+
+std::filesystem::path personas_dir_from(const Args &a, const std::vector<std::string> &positional) {
+    if (auto d = a.get("personas")) return *d;
+    if (!positional.empty()) return positional[0];
+    return load_config(config_sources(a)).personas_dir;
+}
+
+}  // namespace
+
+int cmd_plugin(const std::vector<std::string> &argv) {
+    if (argv.empty()) throw UsageError("plugin needs a subcommand: list");
+    std::string sub = argv[0];
+    Args a = Args::parse({argv.begin() + 1, argv.end()}, {"config", "set", "listen", "data-dir"});
+    if (sub != "list") throw UsageError("unknown plugin subcommand '" + sub + "'");
+    Config cfg = load_config(config_sources(a));
+    PluginRegistry reg;
+    reg.scan(cfg.plugin_dirs);
+    std::printf("%-10s %-20s %-8s %-5s %s\n", "KIND", "ID", "VERSION", "ABI", "FILE");
+    for (const auto &p : reg.plugins()) {
+        std::printf("%-10s %-20s %-8s %u.%-3u %s\n", kind_name(p.descriptor->kind), p.descriptor->id,
+                    p.descriptor->version, p.descriptor->abi_major, p.descriptor->abi_minor, p.file.c_str());
+        std::printf("%-10s %s\n", "", p.descriptor->build_signature);
+    }
+    for (const auto &problem : reg.problems()) std::printf("refused: %s\n", problem.c_str());
+    return reg.problems().empty() ? 0 : 1;
+}
+
+int cmd_persona(const std::vector<std::string> &argv) {
+    if (argv.empty()) throw UsageError("persona needs a subcommand: lint");
+    std::string sub = argv[0];
+    Args a = Args::parse({argv.begin() + 1, argv.end()}, {"config", "set"});
+    if (sub != "lint") throw UsageError("unknown persona subcommand '" + sub + "'");
+    auto dir = personas_dir_from(a, a.positional);
+    LoadResult r = load_panel(dir, default_load_options());
+    size_t warnings = 0;
+    for (const auto &d : r.diagnostics) {
+        std::printf("%s\n", d.format().c_str());
+        if (!d.error) ++warnings;
+    }
+    size_t personas = r.panel ? r.panel->personas.size() : 0;
+    std::fprintf(stderr, "%zu persona(s), %zu error(s), %zu warning(s)\n", personas, r.errors(), warnings);
+    return r.errors() == 0 ? 0 : 1;
+}
+
+int cmd_route(const std::vector<std::string> &argv) {
+    Args a = Args::parse(argv, {"personas", "jsonl", "config", "set"});
+    auto file = a.get("jsonl");
+    if (!file) throw UsageError("route needs --jsonl FILE (use - for standard input)");
+    auto dir = personas_dir_from(a, {});
+    LoadResult r = load_panel(dir, default_load_options());
+    if (!r.ok()) {
+        for (const auto &d : r.diagnostics)
+            if (d.error) std::fprintf(stderr, "%s\n", d.format().c_str());
+        std::fprintf(stderr, "consilium route: the personas in %s do not load\n", dir.c_str());
+        return 1;
+    }
+    const Panel &panel = *r.panel;
+    std::ifstream fin;
+    std::istream *in = &std::cin;
+    if (*file != "-") {
+        fin.open(*file);
+        if (!fin) throw std::runtime_error(*file + ": cannot be read");
+        in = &fin;
+    }
+    std::string line;
+    size_t lineno = 0;
+    int status = 0;
+    auto decide = [&](const std::string &text, const PatientProfile &profile, const std::string &current, int index) {
+        RouteRequest req;
+        req.text = text;
+        req.profile = profile;
+        req.current = current;
+        req.turn_index = index;
+        return Coordinator::route(panel, req);
+    };
+    while (std::getline(*in, line)) {
+        ++lineno;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        json c = json::parse(line, nullptr, false);
+        if (!c.is_object() || !c.contains("id")) {
+            std::fprintf(stderr, "%s:%zu: not a JSON object with an id\n", file->c_str(), lineno);
+            status = 1;
+            continue;
+        }
+        PatientProfile profile = PatientProfile::from_json(c.value("profile", json::object()));
+        json out = {{"id", c["id"]}};
+        if (c.contains("turns") && c["turns"].is_array()) {
+            json turns = json::array();
+            std::string current;
+            int i = 0;
+            for (const auto &t : c["turns"]) {
+                RouteDecision d = decide(t.is_string() ? t.get<std::string>() : "", profile, current, i++);
+                current = d.specialist;
+                turns.push_back({{"specialist", d.specialist}, {"top", d.top}, {"emergency", d.emergency}});
+            }
+            out["turns"] = turns;
+        } else if (c.contains("text") && c["text"].is_string()) {
+            RouteDecision d = decide(c["text"], profile, "", 0);
+            out["specialist"] = d.specialist;
+            out["top"] = d.top;
+            out["emergency"] = d.emergency;
+        } else {
+            std::fprintf(stderr, "%s:%zu: a case needs \"text\" or \"turns\"\n", file->c_str(), lineno);
+            status = 1;
+            continue;
+        }
+        std::printf("%s\n", out.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+    }
+    return status;
+}
+
+}  // namespace consilium::host

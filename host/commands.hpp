@@ -1,0 +1,14 @@
+// The `consilium` subcommands (CONTRACT.md "The host"). Each returns the process exit code.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace consilium::host {
+
+int cmd_serve(const std::vector<std::string> &args);
+int cmd_plugin(const std::vector<std::string> &args);
+int cmd_persona(const std::vector<std::string> &args);
+int cmd_route(const std::vector<std::string> &args);
+
+}  // namespace consilium::host

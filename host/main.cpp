@@ -1,0 +1,58 @@
+// consilium: the host executable. See `consilium help` and docs/.
+#include "args.hpp"
+#include "commands.hpp"
+#include "config.hpp"
+
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+namespace {
+
+const char kUsage[] =
+    "usage: consilium <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--set KEY=VALUE]...\n"
+    "                      run the host (defaults: mock provider, SQLite in ./var, 127.0.0.1:8080)\n"
+    "  route [--personas DIR] --jsonl FILE\n"
+    "                      route cases without any provider, one JSON line per case\n"
+    "  persona lint [DIR]  check persona files; FILE:LINE:COL: message per problem\n"
+    "  plugin list         the plugins this host finds, with their ABI and build\n"
+    "  version             print the version\n"
+    "\n"
+    "docs: docs/configuration.md, docs/protocol.md, docs/plugins.md\n";
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+        std::fputs(kUsage, args.empty() ? stderr : stdout);
+        return args.empty() ? 2 : 0;
+    }
+    std::string cmd = args[0];
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    try {
+        if (cmd == "serve") return consilium::host::cmd_serve(rest);
+        if (cmd == "plugin") return consilium::host::cmd_plugin(rest);
+        if (cmd == "persona") return consilium::host::cmd_persona(rest);
+        if (cmd == "route") return consilium::host::cmd_route(rest);
+        if (cmd == "version" || cmd == "--version") {
+            std::printf("consilium %s (plugin ABI %d.%d)\n", CONSILIUM_VERSION, 1, 0);
+            return 0;
+        }
+        std::fprintf(stderr, "consilium: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
+        return 2;
+    } catch (const consilium::host::UsageError &e) {
+        std::fprintf(stderr, "consilium %s: %s\n\n%s", cmd.c_str(), e.what(), kUsage);
+        return 2;
+    } catch (const consilium::host::ConfigError &e) {
+        std::fprintf(stderr, "consilium: configuration: %s\n", e.what());
+        return 2;
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "consilium: %s\n", e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,44 @@
+// A running host: configuration, plugins, executor, engine and transports, started and stopped
+// in the right order. `consilium serve` runs one; tests and `consilium chat` may too.
+#pragma once
+
+#include "config.hpp"
+#include "engine.hpp"
+#include "plugin_loader.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace consilium::host {
+
+class HostRuntime {
+public:
+    // Loads the plugins and builds the engine. Throws with a message naming what failed.
+    explicit HostRuntime(Config config);
+    ~HostRuntime();
+
+    // Creates and starts every configured transport; returns their bound addresses.
+    std::vector<std::string> start_transports();
+    // SIGTERM: stop accepting, drain streams up to server.drain_timeout_ms, stop transports.
+    void drain();
+    Engine &engine() { return *engine_; }
+    const Config &config() const { return config_; }
+    const PluginRegistry &plugins() const { return registry_; }
+
+private:
+    std::shared_ptr<PluginInstance> create(uint32_t kind, const std::string &config_path, const nlohmann::json &options,
+                                           bool transport);
+
+    Config config_;
+    PluginRegistry registry_;
+    std::unique_ptr<ThreadPool> pool_;
+    metrics::Registry metrics_;
+    std::shared_ptr<PluginInstance> storage_;
+    std::map<std::string, std::shared_ptr<PluginInstance>> providers_;
+    std::unique_ptr<Engine> engine_;
+    std::vector<std::shared_ptr<PluginInstance>> transports_;
+    bool drained_ = false;
+};
+
+}  // namespace consilium::host
