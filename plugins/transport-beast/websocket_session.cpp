@@ -1,0 +1,377 @@
+// One WebSocket chat connection (GET /v1/chat), written after Beast's CppCon2018 chat server: a
+// session owned by shared_from_this on the connection's strand, one read always pending, a write
+// queue with one async_write at a time, and every frame from the engine posted to the strand.
+//
+// The engine talks back through a cs_chat_sink whose ctx is this session. The ABI promises:
+// ctx stays valid until chat_close() returns, and after that the engine never calls the sink.
+// How we keep it:
+//  - chat_close() is called exactly once, from finish() (the read loop ended: client close,
+//    error, timeout, our own close) or, for sessions whose handlers will never run again, from
+//    abandon() in Server::stop() after the io threads are joined. Both run while a shared_ptr to
+//    the session is held, so the session outlives the call.
+//  - send()/close() from the engine's threads touch only atomics and post to the strand with a
+//    shared_ptr taken from weak_from_this(): they never run session code off the strand.
+#include "core.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+#include <atomic>
+#include <deque>
+#include <vector>
+
+namespace consilium::beast_transport {
+
+namespace websocket = beast::websocket;
+
+namespace {
+
+// RFC 6455 section 7.4: codes an endpoint may send.
+bool sendable_close_code(int code) {
+    return code == 1000 || code == 1001 || code == 1002 || code == 1003 ||
+           (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+// A close frame's reason is at most 123 bytes; cut at a UTF-8 character boundary.
+std::string_view short_reason(std::string_view reason) {
+    constexpr std::size_t max = 123;
+    if (reason.size() <= max) return reason;
+    std::size_t n = max;
+    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+    return reason.substr(0, n);
+}
+
+// The token of "Authorization: Bearer <token>", or empty.
+std::string_view bearer_token(std::string_view authorization) {
+    constexpr std::string_view scheme = "bearer ";
+    if (authorization.size() <= scheme.size()) return {};
+    for (std::size_t i = 0; i < scheme.size(); ++i) {
+        char c = authorization[i];
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        if (c != scheme[i]) return {};
+    }
+    std::string_view token = authorization.substr(scheme.size());
+    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+    while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+    return token;
+}
+
+}  // namespace
+
+class WsSession : public Tracked, public std::enable_shared_from_this<WsSession> {
+public:
+    WsSession(Core &core, beast::tcp_stream &&stream, ConnectionSlot &&slot, std::string peer)
+        : core_(core), ws_(std::move(stream)), executor_(ws_.get_executor()),
+          slot_(std::move(slot)), peer_(std::move(peer)), close_timer_(executor_) {}
+
+    ~WsSession() override {
+        core_.untrack(this);
+        // Never reached with an open chat (see the file comment); kept as a last guard.
+        end_chat();
+    }
+
+    // On the strand: accept the upgrade, then open the chat.
+    void run(Request &&upgrade) {
+        if (!core_.track(this, weak_from_this())) shutdown_pending_ = true;
+        upgrade_ = std::move(upgrade);
+        // The websocket stream has its own timers; the tcp_stream's must be off.
+        beast::get_lowest_layer(ws_).expires_never();
+        websocket::stream_base::timeout timeouts{};
+        timeouts.handshake_timeout = core_.opt.ws_handshake_timeout;
+        timeouts.idle_timeout = core_.opt.ws_idle_timeout.count() > 0
+                                    ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                          core_.opt.ws_idle_timeout)
+                                    : websocket::stream_base::none();
+        timeouts.keep_alive_pings = true;
+        ws_.set_option(timeouts);
+        ws_.read_message_max(core_.opt.ws_max_message);
+        ws_.text(true);
+        ws_.async_accept(upgrade_,
+                         beast::bind_front_handler(&WsSession::on_accept, shared_from_this()));
+    }
+
+    void shutdown() override {
+        closing_.store(true);
+        post_close(websocket::close_reason(websocket::close_code::going_away, "going away"), false);
+    }
+
+    void abandon() override {
+        closing_.store(true);
+        end_chat();
+    }
+
+private:
+    // ---- The sink: any thread, never concurrently for one chat (ABI). ----
+
+    static int64_t sink_send(void *ctx, cs_str frame) noexcept {
+        try {
+            return static_cast<WsSession *>(ctx)->enqueue(to_sv(frame));
+        } catch (...) {
+            return -1;
+        }
+    }
+
+    static void sink_close(void *ctx, int code, cs_str reason) noexcept {
+        try {
+            auto *self = static_cast<WsSession *>(ctx);
+            if (self->closing_.exchange(true)) return;  // already closing
+            if (!sendable_close_code(code)) {
+                self->core_.log(CS_LOG_WARN, "engine asked to close with code " +
+                                                 std::to_string(code) + "; using 1000");
+                code = 1000;
+            }
+            self->post_close(websocket::close_reason(static_cast<websocket::close_code>(code),
+                                                     short_reason(to_sv(reason))),
+                             false);
+        } catch (...) {
+        }
+    }
+
+    int64_t enqueue(std::string_view frame) {
+        if (closing_.load()) return -1;
+        auto self = weak_from_this().lock();
+        if (!self) return -1;
+        auto buffer = std::make_shared<const std::string>(frame);
+        const auto size = static_cast<int64_t>(frame.size());
+        const int64_t queued = queued_bytes_.fetch_add(size) + size;
+        if (static_cast<uint64_t>(queued) > core_.opt.write_queue_limit) {
+            queued_bytes_.fetch_sub(size);
+            if (!closing_.exchange(true)) {
+                core_.log(CS_LOG_WARN, "websocket send queue over " +
+                                           std::to_string(core_.opt.write_queue_limit) +
+                                           " bytes; closing 1008 for " + peer_);
+                post_close(websocket::close_reason(websocket::close_code::policy_error,
+                                                   "send queue full"),
+                           true);
+            }
+            return -1;
+        }
+        try {
+            net::post(executor_, [self = std::move(self), buffer = std::move(buffer)]() mutable {
+                self->on_send(std::move(buffer));
+            });
+        } catch (...) {
+            queued_bytes_.fetch_sub(size);
+            throw;
+        }
+        return queued;
+    }
+
+    // Any thread: close on the strand. drop_queue: discard frames not yet being written.
+    void post_close(websocket::close_reason reason, bool drop_queue) {
+        net::post(executor_, [self = shared_from_this(), reason, drop_queue] {
+            self->start_close(reason, drop_queue);
+        });
+    }
+
+    // ---- Strand. ----
+
+    void on_accept(beast::error_code ec) {
+        if (ec) return fail(ec, "handshake");
+        accepted_ = true;
+        if (shutdown_pending_) {
+            closing_.store(true);
+            return start_close(websocket::close_reason(websocket::close_code::going_away, "going away"),
+                               true);
+        }
+        open_chat();
+        do_read();
+    }
+
+    void open_chat() {
+        std::string_view origin, authorization;
+        if (auto it = upgrade_.find(http::field::origin); it != upgrade_.end()) origin = it->value();
+        if (auto it = upgrade_.find(http::field::authorization); it != upgrade_.end())
+            authorization = it->value();
+        cs_chat_open_params params{};
+        params.struct_size = sizeof(cs_chat_open_params);
+        params.bearer_token = to_cs(bearer_token(authorization));
+        params.peer = to_cs(peer_);
+        params.origin = to_cs(origin);
+        params.transport = to_cs("websocket");
+        std::string target(upgrade_.target());
+        std::vector<std::string> owned;
+        std::vector<cs_header> headers;
+        for (const auto &f : upgrade_.base()) {
+            owned.emplace_back(f.name_string());
+            owned.emplace_back(f.value());
+        }
+        for (size_t i = 0; i + 1 < owned.size(); i += 2) headers.push_back({to_cs(owned[i]), to_cs(owned[i + 1])});
+        params.target = to_cs(target);
+        params.headers = headers.data();
+        params.header_count = headers.size();
+        sink_.struct_size = sizeof(cs_chat_sink);
+        sink_.ctx = this;
+        sink_.send = &WsSession::sink_send;
+        sink_.close = &WsSession::sink_close;
+        chat_ = core_.front->chat_open(core_.front_ctx(), &params, &sink_);
+        upgrade_ = {};
+        if (!chat_) {
+            core_.log(CS_LOG_ERROR, "chat_open returned no chat; closing 1011");
+            closing_.store(true);
+            return start_close(websocket::close_reason(websocket::close_code::internal_error,
+                                                       "internal error"),
+                               true);
+        }
+        core_.metric_add(core_.websockets_gauge, 1);
+    }
+
+    void do_read() {
+        reading_ = true;
+        ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::on_read, shared_from_this()));
+    }
+
+    void on_read(beast::error_code ec, std::size_t) {
+        reading_ = false;
+        if (ec) return finish(ec);
+        // Text and binary alike go to the engine (it answers a binary frame with an error frame);
+        // once a close is under way the engine wants no more.
+        if (chat_ && !closing_.load()) {
+            auto data = buffer_.cdata();
+            core_.front->chat_frame(chat_, cs_str{static_cast<const char *>(data.data()), data.size()});
+        }
+        buffer_.consume(buffer_.size());
+        do_read();
+    }
+
+    void on_send(std::shared_ptr<const std::string> frame) {
+        if (finished_ || close_started_ || drop_queue_) {
+            queued_bytes_.fetch_sub(static_cast<int64_t>(frame->size()));
+            return;
+        }
+        queue_.push_back(std::move(frame));
+        if (!writing_) do_write();
+    }
+
+    void do_write() {
+        writing_ = true;
+        ws_.async_write(net::buffer(*queue_.front()),
+                        beast::bind_front_handler(&WsSession::on_write, shared_from_this()));
+    }
+
+    void on_write(beast::error_code ec, std::size_t) {
+        writing_ = false;
+        queued_bytes_.fetch_sub(static_cast<int64_t>(queue_.front()->size()));
+        queue_.pop_front();
+        if (ec) {
+            fail(ec, "write");
+            return close_socket();  // the pending read fails and finish() follows
+        }
+        if (finished_) return drop_queue();
+        if (!queue_.empty()) return do_write();
+        if (close_requested_ && !close_started_) do_close();
+    }
+
+    void start_close(websocket::close_reason reason, bool drop) {
+        if (finished_ || close_requested_) return;
+        if (!accepted_) {
+            shutdown_pending_ = true;  // on_accept closes right after the handshake
+            return;
+        }
+        close_requested_ = true;
+        close_reason_ = reason;
+        if (drop) {
+            drop_queue_ = true;
+            drop_queue();
+        }
+        // If the peer does not take part in the closing handshake (or does not read what is still
+        // queued), cut the connection.
+        close_timer_.expires_after(core_.opt.ws_handshake_timeout);
+        close_timer_.async_wait(beast::bind_front_handler(&WsSession::on_close_timeout, shared_from_this()));
+        if (!writing_) do_close();
+    }
+
+    void do_close() {
+        close_started_ = true;
+        ws_.async_close(close_reason_, beast::bind_front_handler(&WsSession::on_close, shared_from_this()));
+    }
+
+    void on_close(beast::error_code ec) {
+        if (ec) fail(ec, "close");
+        // With a read pending, it completes too (websocket::error::closed) and calls finish().
+        if (!reading_) finish(ec);
+    }
+
+    void on_close_timeout(beast::error_code ec) {
+        if (ec || finished_) return;
+        core_.log(CS_LOG_DEBUG, "websocket closing handshake timed out for " + peer_);
+        close_socket();
+    }
+
+    // The read loop ended: the connection is over, whatever the reason.
+    void finish(beast::error_code ec) {
+        if (finished_) return;
+        finished_ = true;
+        closing_.store(true);
+        if (ec == websocket::error::message_too_big)
+            core_.log(CS_LOG_INFO, "websocket message over " + std::to_string(core_.opt.ws_max_message) +
+                                       " bytes from " + peer_ + "; closed 1009");
+        else
+            fail(ec, "read");
+        close_timer_.cancel();
+        close_socket();
+        drop_queue();
+        end_chat();
+    }
+
+    // Drops queued frames except the one being written.
+    void drop_queue() {
+        std::size_t keep = writing_ ? 1 : 0;
+        while (queue_.size() > keep) {
+            queued_bytes_.fetch_sub(static_cast<int64_t>(queue_.back()->size()));
+            queue_.pop_back();
+        }
+    }
+
+    void end_chat() {
+        if (!chat_ || chat_closed_) return;
+        chat_closed_ = true;
+        core_.front->chat_close(chat_);
+        core_.metric_add(core_.websockets_gauge, -1);
+    }
+
+    void close_socket() {
+        beast::get_lowest_layer(ws_).close();
+    }
+
+    void fail(beast::error_code ec, const char *what) {
+        if (ec == net::error::operation_aborted || ec == websocket::error::closed) return;
+        core_.log(CS_LOG_DEBUG, std::string("websocket ") + what + " from " + peer_ + ": " + ec.message());
+    }
+
+    Core &core_;
+    websocket::stream<beast::tcp_stream> ws_;
+    const net::any_io_executor executor_;  // the connection's strand; never changes
+    ConnectionSlot slot_;
+    const std::string peer_;
+    Request upgrade_;  // until the chat is open
+    beast::flat_buffer buffer_;
+    net::steady_timer close_timer_;
+    cs_chat_sink sink_{};
+
+    // Shared with the engine's threads.
+    std::atomic<bool> closing_{false};        // send() now returns -1
+    std::atomic<int64_t> queued_bytes_{0};    // frames accepted by send() and not yet written
+
+    // Strand state (and abandon(), once no io thread runs).
+    cs_chat *chat_ = nullptr;
+    bool chat_closed_ = false;
+    bool accepted_ = false;
+    bool shutdown_pending_ = false;
+    bool close_requested_ = false;
+    bool close_started_ = false;
+    bool drop_queue_ = false;
+    bool writing_ = false;
+    bool reading_ = false;
+    bool finished_ = false;
+    websocket::close_reason close_reason_;
+    std::deque<std::shared_ptr<const std::string>> queue_;
+};
+
+void start_websocket(Core &core, beast::tcp_stream &&stream, Request &&upgrade,
+                     ConnectionSlot &&slot, std::string peer) {
+    std::make_shared<WsSession>(core, std::move(stream), std::move(slot), std::move(peer))
+        ->run(std::move(upgrade));
+}
+
+}  // namespace consilium::beast_transport
