@@ -1,8 +1,8 @@
 #include "yaml_json.hpp"
 
 #include <cerrno>
+#include <cctype>
 #include <cstdlib>
-#include <regex>
 
 namespace consilium::host {
 namespace {
@@ -11,14 +11,28 @@ nlohmann::json plain_scalar(const std::string &s) {
     if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
     if (s == "true" || s == "True" || s == "TRUE") return true;
     if (s == "false" || s == "False" || s == "FALSE") return false;
-    static const std::regex int_re("[-+]?[0-9]+");
-    static const std::regex float_re(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
-    if (std::regex_match(s, int_re)) {
+    // YAML 1.2 core schema numbers: [-+]?[0-9]+ and [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+    size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+    size_t digits = 0;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++digits;
+    if (i == s.size() && digits > 0) {
         errno = 0;
         long long v = std::strtoll(s.c_str(), nullptr, 10);
         if (errno == 0) return v;
+        return std::strtod(s.c_str(), nullptr);
     }
-    if (std::regex_match(s, float_re)) return std::strtod(s.c_str(), nullptr);
+    if (i < s.size() && s[i] == '.') {
+        ++i;
+        while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++digits;
+    }
+    if (digits > 0 && i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+        ++i;
+        if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+        size_t exp = 0;
+        while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++exp;
+        if (exp == 0) return s;
+    }
+    if (digits > 0 && i == s.size()) return std::strtod(s.c_str(), nullptr);
     return s;
 }
 

@@ -3,9 +3,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -34,6 +34,26 @@ const Persona *Panel::entry() const {
 }
 
 namespace {
+
+// ^[a-z]{2,3}(-[A-Za-z0-9]+)?$
+bool is_language_tag(const std::string &s) {
+    size_t i = 0;
+    while (i < s.size() && s[i] >= 'a' && s[i] <= 'z') ++i;
+    if (i < 2 || i > 3) return false;
+    if (i == s.size()) return true;
+    if (s[i] != '-' || i + 1 == s.size()) return false;
+    for (++i; i < s.size(); ++i)
+        if (!std::isalnum(static_cast<unsigned char>(s[i]))) return false;
+    return true;
+}
+
+// ^[a-z][a-z0-9_]*$
+bool is_persona_id(const std::string &s) {
+    if (s.empty() || s[0] < 'a' || s[0] > 'z') return false;
+    for (char c : s)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    return true;
+}
 
 // Languages every persona is expected to carry keywords in (docs/personas.md).
 const std::vector<std::string> kRequiredKeywordLanguages = {"en", "es", "fr", "de", "pt", "it",
@@ -190,10 +210,9 @@ std::vector<std::pair<std::string, Pattern>> read_patterns(Checker &c, const YAM
         c.error(node ? node.Mark() : YAML::Mark(), where + ": 'patterns' must map language tags to lists of {all: [...]}");
         return out;
     }
-    static const std::regex lang_re("^[a-z]{2,3}(-[A-Za-z0-9]+)?$");
     for (const auto &kv : node) {
         std::string lang = kv.first.Scalar();
-        if (!std::regex_match(lang, lang_re)) c.error(kv.first.Mark(), "'" + lang + "' is not a language tag");
+        if (!is_language_tag(lang)) c.error(kv.first.Mark(), "'" + lang + "' is not a language tag");
         if (!kv.second.IsSequence()) {
             c.error(kv.second, where + ": patterns for '" + lang + "' must be a list");
             continue;
@@ -230,8 +249,7 @@ void read_persona(Checker &c, const YAML::Node &doc, Persona &p, const std::stri
     p.id = c.str(doc, "id").value_or("");
     if (!p.id.empty() && p.id != expected_id)
         c.error(doc["id"], "id '" + p.id + "' does not match the file name '" + expected_id + ".yaml'");
-    static const std::regex id_re("^[a-z][a-z0-9_]*$");
-    if (!p.id.empty() && !std::regex_match(p.id, id_re))
+    if (!p.id.empty() && !is_persona_id(p.id))
         c.error(doc["id"], "id must be lowercase letters, digits and _");
     p.specialty = c.str(doc, "specialty").value_or("");
     p.group = c.str(doc, "group").value_or("");
