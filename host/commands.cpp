@@ -4,6 +4,7 @@
 #include "args.hpp"
 #include "config.hpp"
 #include "engine.hpp"
+#include "persona/hooks.hpp"
 #include "persona/loader.hpp"
 #include "plugin_loader.hpp"
 #include "routing/coordinator.hpp"
@@ -46,25 +47,102 @@ int cmd_plugin(const std::vector<std::string> &argv) {
     return reg.problems().empty() ? 0 : 1;
 }
 
-int cmd_persona(const std::vector<std::string> &argv) {
-    if (argv.empty()) throw UsageError("persona needs a subcommand: lint");
-    std::string sub = argv[0];
-    Args a = Args::parse({argv.begin() + 1, argv.end()}, {"config", "set"});
-    if (sub != "lint") throw UsageError("unknown persona subcommand '" + sub + "'");
-    auto dir = personas_dir_from(a, a.positional);
+namespace {
+
+// Lint beyond loading: a dry run of every persona hook and of the coordinator.
+void dry_runs(const Panel &panel, std::vector<Diagnostic> &out) {
+    for (const auto &p : panel.personas)
+        for (const auto &[line, message] : hooks::dry_run(panel, p))
+            out.push_back({p.script_file, line, line > 0 ? 1 : 0, message, true});
+    RouteRequest req;
+    req.text = "I have had a headache for three days";
+    RouteDecision d = Coordinator::route(panel, req);
+    if (d.script_error)
+        out.push_back({d.script_error->file, d.script_error->line, d.script_error->line > 0 ? 1 : 0,
+                       "route(): " + d.script_error->code + ": " + d.script_error->message, true});
+}
+
+std::string join(const std::vector<std::string> &v, const char *sep) {
+    std::string s;
+    for (const auto &x : v) s += (s.empty() ? "" : sep) + x;
+    return s;
+}
+
+int persona_lint(const std::filesystem::path &dir) {
     LoadResult r = load_panel(dir, default_load_options());
-    size_t warnings = 0;
+    if (r.panel) dry_runs(*r.panel, r.diagnostics);
+    size_t warnings = 0, errors = 0;
     for (const auto &d : r.diagnostics) {
         std::printf("%s\n", d.format().c_str());
-        if (!d.error) ++warnings;
+        (d.error ? errors : warnings) += 1;
     }
     size_t personas = r.panel ? r.panel->personas.size() : 0;
-    std::fprintf(stderr, "%zu persona(s), %zu error(s), %zu warning(s)\n", personas, r.errors(), warnings);
-    return r.errors() == 0 ? 0 : 1;
+    std::fprintf(stderr, "%zu persona(s), %zu error(s), %zu warning(s)\n", personas, errors, warnings);
+    return errors == 0 ? 0 : 1;
+}
+
+int persona_test(const std::filesystem::path &dir, const std::string &only) {
+    LoadResult r = load_panel(dir, default_load_options());
+    if (!r.ok()) {
+        for (const auto &d : r.diagnostics)
+            if (d.error) std::fprintf(stderr, "%s\n", d.format().c_str());
+        std::fprintf(stderr, "consilium persona test: the personas do not load; run `consilium persona lint`\n");
+        return 1;
+    }
+    const Panel &panel = *r.panel;
+    size_t total = 0, failed = 0;
+    for (const auto &p : panel.personas) {
+        if (!only.empty() && p.id != only) continue;
+        for (const auto &t : p.tests) {
+            ++total;
+            PatientProfile profile = PatientProfile::from_json(t.profile);
+            std::vector<std::string> texts = t.turns.empty() ? std::vector<std::string>{t.text} : t.turns;
+            RouteDecision d;
+            std::string current;
+            bool any_emergency = false;
+            for (size_t i = 0; i < texts.size(); ++i) {
+                RouteRequest req;
+                req.text = texts[i];
+                req.profile = profile;
+                req.current = current;
+                req.turn_index = static_cast<int>(i);
+                d = Coordinator::route(panel, req);
+                current = d.specialist;
+                any_emergency = any_emergency || d.emergency;
+            }
+            bool routed = std::find(t.expect.begin(), t.expect.end(), d.specialist) != t.expect.end();
+            bool emergency_ok = (t.turns.empty() ? d.emergency : any_emergency) == t.emergency;
+            if (routed && emergency_ok) continue;
+            ++failed;
+            std::printf("%s:%d: test failed\n", p.file.c_str(), t.line);
+            std::printf("  text: %s\n", nlohmann::json(texts.back()).dump().c_str());
+            std::printf("  - expected: %s, emergency %s\n", join(t.expect, " | ").c_str(), t.emergency ? "true" : "false");
+            std::printf("  + got:      %s, emergency %s  (rule %s; top %s%s)\n", d.specialist.c_str(),
+                        d.emergency ? "true" : "false", d.rule.c_str(), join(d.top, ", ").c_str(),
+                        d.flags.empty() ? "" : ("; flags " + join(d.flags, ", ")).c_str());
+            if (d.script_error) std::printf("  ! %s\n", d.script_error->format().c_str());
+        }
+    }
+    std::fprintf(stderr, "%zu test(s), %zu failed\n", total, failed);
+    std::printf("%zu passed, %zu failed\n", total - failed, failed);
+    return failed == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int cmd_persona(const std::vector<std::string> &argv) {
+    if (argv.empty()) throw UsageError("persona needs a subcommand: lint or test");
+    std::string sub = argv[0];
+    Args a = Args::parse({argv.begin() + 1, argv.end()}, {"config", "set", "persona"});
+    auto dir = personas_dir_from(a, a.positional);
+    if (sub == "lint") return persona_lint(dir);
+    if (sub == "test") return persona_test(dir, a.get("persona").value_or(""));
+    throw UsageError("unknown persona subcommand '" + sub + "'");
 }
 
 int cmd_route(const std::vector<std::string> &argv) {
-    Args a = Args::parse(argv, {"personas", "jsonl", "config", "set"});
+    Args a = Args::parse(argv, {"personas", "jsonl", "config", "set"}, {"explain"});
+    bool explain = a.has("explain");
     auto file = a.get("jsonl");
     if (!file) throw UsageError("route needs --jsonl FILE (use - for standard input)");
     auto dir = personas_dir_from(a, {});
@@ -120,6 +198,13 @@ int cmd_route(const std::vector<std::string> &argv) {
             out["specialist"] = d.specialist;
             out["top"] = d.top;
             out["emergency"] = d.emergency;
+            if (explain) {
+                out["rule"] = d.rule;
+                out["flags"] = d.flags;
+                out["scores"] = d.scores;
+                out["candidates"] = d.candidates;
+                if (d.script_error) out["script_error"] = d.script_error->format();
+            }
         } else {
             std::fprintf(stderr, "%s:%zu: a case needs \"text\" or \"turns\"\n", file->c_str(), lineno);
             status = 1;

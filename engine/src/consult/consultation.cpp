@@ -1,6 +1,7 @@
 #include "consult/consultation.hpp"
 
 #include "consult/service.hpp"
+#include "persona/hooks.hpp"
 #include "util/ids.hpp"
 #include "util/log.hpp"
 
@@ -337,6 +338,8 @@ void Consultation::start_turn(const Queued &q) {
     in.history_turns = svc_.settings().history_turns;
     in.emergency = d.emergency;
     in.emergency_message = d.emergency_message;
+    in.system = hooks::shape_prompt(*panel, *persona, Coordinator::turn_json(req), build_system_prompt(in));
+    a.turn_json = Coordinator::turn_json(req);
 
     TurnRequest tr;
     const auto &st = svc_.settings();
@@ -413,12 +416,14 @@ void Consultation::end_turn(const TurnEvent &e) {
         emit({{"type", "stream_chunk"}, {"stream_id", a.stream_id}, {"text", safe}}, false);
         answer = safe;
     } else if (e.stop_reason == "end_turn" || e.stop_reason == "max_tokens") {
-        for (const auto &f : a.filter.follow_ups()) follow_ups.push_back(f);
-        if (follow_ups.empty())
+        std::vector<std::string> suggested = a.filter.follow_ups();
+        if (suggested.empty())
             for (const auto &f : a.persona->follow_ups) {
-                if (follow_ups.size() >= 3) break;
-                follow_ups.push_back(f);
+                if (suggested.size() >= 3) break;
+                suggested.push_back(f);
             }
+        for (const auto &f : hooks::follow_ups(*a.panel, *a.persona, a.turn_json, answer, suggested))
+            follow_ups.push_back(f);
         citations = a.filter.citations(a.persona->sources, a.provider_citations);
     }
     json end = {{"type", "stream_end"}, {"stream_id", a.stream_id}, {"stop_reason", e.stop_reason},

@@ -96,6 +96,7 @@ private:
         RouteDecision decision;
         bool shown_any = false;
         std::string locale;
+        nlohmann::json turn_json;  // what the persona's hooks see
     };
     struct Queued {
         Principal who;

@@ -70,7 +70,7 @@ json build_model_request(const PromptInput &in, const ModelInfo &model) {
     const Persona &p = *in.persona;
     json sources = json::array();
     for (const auto &s : p.sources) sources.push_back({{"title", s.title}, {"url", s.url}});
-    return {{"system", build_system_prompt(in)},
+    return {{"system", in.system.empty() ? build_system_prompt(in) : in.system},
             {"messages", messages},
             {"temperature", 0.3},
             {"locale", in.locale},

@@ -29,6 +29,7 @@ struct PromptInput {
     size_t history_turns = 12;
     bool emergency = false;
     std::string emergency_message;
+    std::string system;  // when set, the system prompt to use (shaped by the persona's script)
 };
 
 std::string build_system_prompt(const PromptInput &in);

@@ -1,5 +1,6 @@
 #include "routing/coordinator.hpp"
 
+#include "persona/hooks.hpp"
 #include "util/log.hpp"
 
 #include <algorithm>
@@ -71,6 +72,41 @@ json Coordinator::search(const Panel &panel, const std::string &text) {
     return out;
 }
 
+namespace {
+constexpr double kWKeywords = 1.0, kWExamples = 0.35, kWNearest = 4.0;
+constexpr size_t kScoredByScripts = 8;  // persona score() hooks run for the best few only
+}  // namespace
+
+json Coordinator::turn_json(const RouteRequest &req) {
+    return {{"text", req.text},     {"profile", req.profile.to_json()}, {"current", req.current},
+            {"pinned", req.pinned}, {"locale", req.locale},             {"turn_index", req.turn_index}};
+}
+
+json Coordinator::candidates(const Panel &panel, const RouteRequest &, const json &turn) {
+    struct C {
+        const IndexHit *hit;
+        double base;
+    };
+    auto hits = panel.index.search(turn.value("text", ""));
+    std::vector<C> cs;
+    cs.reserve(hits.size());
+    for (const auto &h : hits) cs.push_back({&h, kWKeywords * h.keywords + kWExamples * h.examples + kWNearest * h.nearest});
+    std::sort(cs.begin(), cs.end(), [&](const C &a, const C &b) {
+        if (a.base != b.base) return a.base > b.base;
+        return panel.personas[a.hit->persona].id < panel.personas[b.hit->persona].id;
+    });
+    json out = json::array();
+    for (size_t i = 0; i < cs.size(); ++i) {
+        const Persona &p = panel.personas[cs[i].hit->persona];
+        json c = {{"id", p.id},          {"keywords", cs[i].hit->keywords}, {"examples", cs[i].hit->examples},
+                  {"nearest", cs[i].hit->nearest}, {"matched", cs[i].hit->matched},   {"base", cs[i].base},
+                  {"bonus", 0.0}};
+        if (i < kScoredByScripts && !p.script.empty()) c["bonus"] = hooks::score(panel, p, turn, c);
+        out.push_back(std::move(c));
+    }
+    return out;
+}
+
 lua::FunctionTable Coordinator::functions(const Panel &panel) {
     lua::FunctionTable t;
     t["search"] = [&panel](const json &args) {
@@ -135,9 +171,9 @@ RouteDecision Coordinator::route_builtin(const Panel &panel, const RouteRequest 
         double score;
     };
     std::vector<Cand> cands;
-    for (const auto &h : panel.index.search(req.text)) {
-        const Persona &p = panel.personas[h.persona];
-        double s = h.keywords + 0.35 * h.examples + 4.0 * h.nearest;
+    for (const auto &c : candidates(panel, req, turn_json(req))) {
+        const Persona &p = *panel.find(c["id"].get<std::string>());
+        double s = c["base"].get<double>() + c["bonus"].get<double>();
         if (!audience_fits(p, req.profile)) s *= 0.2;
         if (p.id == req.current) s *= 1.15;
         cands.push_back({p.id, s});
@@ -162,8 +198,8 @@ RouteDecision Coordinator::route_builtin(const Panel &panel, const RouteRequest 
 
 RouteDecision Coordinator::route(const Panel &panel, const RouteRequest &req) {
     if (panel.coordinator.empty()) return route_builtin(panel, req);
-    json turn = {{"text", req.text},   {"profile", req.profile.to_json()}, {"current", req.current},
-                 {"pinned", req.pinned}, {"locale", req.locale}, {"turn_index", req.turn_index}};
+    json turn = turn_json(req);
+    turn["candidates"] = candidates(panel, req, turn);
     lua::FunctionTable api = functions(panel);
     lua::CallResult r = lua::thread_runtime().call(panel.coordinator_file, panel.coordinator, "route", {turn}, api);
     std::optional<lua::ScriptError> error = r.error;
@@ -188,6 +224,8 @@ RouteDecision Coordinator::route(const Panel &panel, const RouteRequest &req) {
             if (v.contains("emergency_message") && v["emergency_message"].is_string())
                 d.emergency_message = v["emergency_message"];
             if (v.contains("scores")) d.scores = v["scores"];
+            d.candidates = json::array();
+            for (size_t i = 0; i < turn["candidates"].size() && i < 5; ++i) d.candidates.push_back(turn["candidates"][i]);
             return d;
         }
     }

@@ -40,6 +40,7 @@ struct RouteDecision {
     std::string emergency_message;   // label of the first emergency flag
     std::string rule;                // which rule decided (pinned, emergency, lexical, follow_up, ...)
     nlohmann::json scores;           // per-candidate signals, for the audit record
+    nlohmann::json candidates;       // the index's best candidates with their raw signals (explain)
     std::optional<lua::ScriptError> script_error;  // set when the built-in fallback answered
     nlohmann::json to_json() const;
 };
@@ -55,6 +56,11 @@ public:
     // Red flags (panel-wide and personas') that match text.
     static nlohmann::json match_flags(const Panel &panel, const std::string &text);
     static nlohmann::json search(const Panel &panel, const std::string &text);
+    // The index's candidates for a turn, best first by the built-in score, with each persona
+    // script's score() bonus applied to the top few: [{id, keywords, examples, nearest,
+    // matched, base, bonus}].
+    static nlohmann::json candidates(const Panel &panel, const RouteRequest &req, const nlohmann::json &turn);
+    static nlohmann::json turn_json(const RouteRequest &req);
     static bool audience_fits(const Persona &p, const PatientProfile &profile);
 };
 

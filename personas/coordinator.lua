@@ -1,0 +1,149 @@
+-- coordinator.lua: decides, for every patient message, which specialist answers.
+--
+-- The engine calls route(turn) with
+--   turn.text        the patient's message
+--   turn.profile     {age_years?, sex?, pregnant}
+--   turn.current     the specialist of the previous turn ("" on the first)
+--   turn.pinned      a specialist the patient chose ("" for none)
+--   turn.locale      the app's language tag ("" when unknown)
+--   turn.turn_index  0 for the first message of the consultation
+--   turn.candidates  the routing index's signals, best first:
+--                    {{id, keywords, examples, nearest, matched, base, bonus}, ...}
+--                    (bonus: what the persona's own score() hook added, see docs/personas.md)
+-- and expects {specialist = id, top = {ids}, emergency = bool, flags = {ids}, rule = "..."}.
+--
+-- Engine functions (read-only):
+--   consilium.search(text)     -> {{id, keywords, examples, nearest, matched}, ...} raw signals
+--                                 for any text (turn.candidates already holds them for this turn)
+--   consilium.red_flags(text)  -> {{id, emergency, route_to, owner, message, lang}, ...}
+--   consilium.persona(id)      -> {id, group, entry, audience = {min_age_years?, max_age_years?, sexes, pregnancy}}
+--   consilium.personas()       -> every persona id
+--
+-- Everything below is policy: change the weights and rules here, then run
+-- `consilium persona test` and `consilium route` (see docs/personas.md) to see the effect.
+
+-- How the index's signals combine into one score.
+local W_KEYWORDS = 1.0   -- IDF-weighted keywords and lay synonyms found in the text
+local W_EXAMPLES = 0.35  -- BM25 of the text against all the persona's example phrasings
+local W_NEAREST = 4.0    -- cosine similarity to the single closest example
+
+local MIN_SCORE = 1.0        -- below this nobody is a clear match
+local KEEP_CURRENT = 1.35    -- a new specialist must beat the current one by this factor
+local AUDIENCE_MISFIT = 0.2  -- a persona whose audience excludes the patient
+
+-- Children: an adult specialty hands over to its paediatric counterpart.
+local PEDIATRIC = {
+  general_practice = "pediatrics", internal_medicine = "pediatrics", health_advisor = "pediatrics",
+  cardiology = "pediatric_cardiology", cardiac_electrophysiology = "pediatric_cardiology",
+  neurology = "pediatric_neurology",
+  gastroenterology = "pediatric_gastroenterology", hepatology = "pediatric_gastroenterology",
+  endocrinology = "pediatric_endocrinology", diabetology = "pediatric_endocrinology",
+  psychiatry = "child_psychiatry", psychology = "child_psychiatry",
+}
+local NEWBORN_YEARS = 0.08   -- about the first month of life
+local CHILD_YEARS = 18
+
+local function exists(id)
+  return id ~= nil and id ~= "" and consilium.persona(id) ~= nil
+end
+
+local function audience_fits(id, profile)
+  local p = consilium.persona(id)
+  if not p then return false end
+  local a = p.audience
+  local age = profile.age_years
+  if age ~= nil then
+    if a.min_age_years ~= nil and age < a.min_age_years then return false end
+    if a.max_age_years ~= nil and age > a.max_age_years then return false end
+  end
+  if profile.sex ~= nil and profile.sex ~= "" and #a.sexes > 0 then
+    local ok = false
+    for _, s in ipairs(a.sexes) do if s == profile.sex then ok = true end end
+    if not ok then return false end
+  end
+  return true
+end
+
+-- Adult specialty -> paediatric one for children; pediatrics -> neonatology for newborns.
+local function for_age(id, profile)
+  local age = profile.age_years
+  if age == nil then return id end
+  if age < CHILD_YEARS and PEDIATRIC[id] and exists(PEDIATRIC[id]) then id = PEDIATRIC[id] end
+  if age < NEWBORN_YEARS and id == "pediatrics" and exists("neonatology") then id = "neonatology" end
+  return id
+end
+
+local function scored_candidates(turn)
+  local out = {}
+  for _, h in ipairs(turn.candidates) do
+    local s = W_KEYWORDS * h.keywords + W_EXAMPLES * h.examples + W_NEAREST * h.nearest + h.bonus
+    if not audience_fits(h.id, turn.profile) then s = s * AUDIENCE_MISFIT end
+    local p = consilium.persona(h.id)
+    if turn.profile.pregnant and p and p.audience.pregnancy == "preferred" then s = s * 1.3 end
+    out[#out + 1] = {id = h.id, score = s}
+  end
+  table.sort(out, function(a, b)
+    if a.score ~= b.score then return a.score > b.score end
+    return a.id < b.id
+  end)
+  return out
+end
+
+local function entry_persona()
+  for _, id in ipairs(consilium.personas()) do
+    local p = consilium.persona(id)
+    if p.entry then return id end
+  end
+  return consilium.personas()[1]
+end
+
+function route(turn)
+  local flags = consilium.red_flags(turn.text)
+  local flag_ids, emergency = {}, nil
+  for _, f in ipairs(flags) do
+    flag_ids[#flag_ids + 1] = f.id
+    if f.emergency and emergency == nil then emergency = f end
+  end
+
+  local cands = scored_candidates(turn)
+  local top, scores = {}, {}
+  for i, c in ipairs(cands) do
+    if i <= 3 then top[#top + 1] = for_age(c.id, turn.profile) end
+    if i <= 8 then scores[c.id] = math.floor(c.score * 1000 + 0.5) / 1000 end
+  end
+
+  local function decision(specialist, rule, keep)
+    if not keep then specialist = for_age(specialist, turn.profile) end
+    if #top == 0 then top = {specialist} end
+    return {
+      specialist = specialist, top = top, emergency = emergency ~= nil, flags = flag_ids,
+      emergency_message = emergency and emergency.message or nil, rule = rule, scores = scores,
+    }
+  end
+
+  -- 1. The patient chose a specialist.
+  if exists(turn.pinned) then return decision(turn.pinned, "pinned", true) end
+
+  -- 2. An emergency goes to whoever the flag names (the emergency frame goes out first).
+  if emergency ~= nil and exists(emergency.route_to) then
+    return decision(emergency.route_to, "emergency:" .. emergency.id)
+  end
+
+  local best = cands[1]
+  -- 3. A follow-up: keep the current specialist unless another is clearly better.
+  if turn.current ~= "" and exists(turn.current) then
+    local current_score = 0
+    for _, c in ipairs(cands) do if c.id == turn.current then current_score = c.score end end
+    if best == nil or best.id == turn.current or best.score < MIN_SCORE
+       or best.score < current_score * KEEP_CURRENT then
+      return decision(turn.current, "follow_up")
+    end
+    return decision(best.id, "handover")
+  end
+
+  -- 4. A clear match.
+  if best ~= nil and best.score >= MIN_SCORE then return decision(best.id, "lexical") end
+
+  -- 5. Nothing specific: the health advisor takes the history.
+  return decision(entry_persona(), "entry")
+end
