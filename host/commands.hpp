@@ -10,5 +10,7 @@ int cmd_serve(const std::vector<std::string> &args);
 int cmd_plugin(const std::vector<std::string> &args);
 int cmd_persona(const std::vector<std::string> &args);
 int cmd_route(const std::vector<std::string> &args);
+int cmd_chat(const std::vector<std::string> &args);
+int cmd_account(const std::vector<std::string> &args);
 
 }  // namespace consilium::host

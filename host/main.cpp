@@ -18,9 +18,13 @@ const char kUsage[] =
     "                      run the host (defaults: mock provider, SQLite in ./var, 127.0.0.1:8080)\n"
     "  route [--personas DIR] [--explain] --jsonl FILE\n"
     "                      route cases without any provider, one JSON line per case\n"
+    "  chat [--specialist ID] [--age YEARS] [--sex female|male] [--pregnant] [--personas DIR]\n"
+    "                      a consultation in the terminal, with the same engine as the server\n"
     "  persona lint [DIR]  check persona files and dry-run their scripts; FILE:LINE:COL: message\n"
     "  persona test [DIR] [--persona ID]\n"
     "                      run the personas' own routing test cases\n"
+    "  account create --role patient|author|operator [--data-dir DIR]\n"
+    "                      make an account and print its access token (for the admin endpoints)\n"
     "  plugin list         the plugins this host finds, with their ABI and build\n"
     "  version             print the version\n"
     "\n"
@@ -41,6 +45,8 @@ int main(int argc, char **argv) {
         if (cmd == "plugin") return consilium::host::cmd_plugin(rest);
         if (cmd == "persona") return consilium::host::cmd_persona(rest);
         if (cmd == "route") return consilium::host::cmd_route(rest);
+        if (cmd == "chat") return consilium::host::cmd_chat(rest);
+        if (cmd == "account") return consilium::host::cmd_account(rest);
         if (cmd == "version" || cmd == "--version") {
             std::printf("consilium %s (plugin ABI %d.%d)\n", CONSILIUM_VERSION, 1, 0);
             return 0;

@@ -8,7 +8,7 @@ namespace consilium::host {
 
 using json = nlohmann::json;
 
-HostRuntime::HostRuntime(Config config) : config_(std::move(config)) {
+HostRuntime::HostRuntime(Config config, Mode mode) : config_(std::move(config)) {
     const json &tree = config_.tree;
     log::Level level = log::Level::info;
     log::parse_level(tree["log"]["level"].get<std::string>(), level);
@@ -24,6 +24,7 @@ HostRuntime::HostRuntime(Config config) : config_(std::move(config)) {
 
     // Storage is required.
     storage_ = create(CS_PLUGIN_STORAGE, "storage", tree["storage"], false);
+    if (mode == Mode::storage_only) return;
 
     // Providers: one that fails is reported and left out; none at all is fatal.
     for (auto it = tree["providers"].begin(); it != tree["providers"].end(); ++it) {
@@ -80,9 +81,13 @@ std::vector<std::string> HostRuntime::start_transports() {
         log::info("host", "transport started", {{"instance", it.key()}, {"address", address}});
     }
     if (transports_.empty()) throw PluginError("no transport configured: add one under `transports`");
+    if (tree["paths"]["watch_personas"].get<bool>())
+        watcher_ = std::make_unique<PersonaWatcher>(config_.personas_dir, [this] { reload_personas(); });
     engine_->set_ready(true);
     return addresses;
 }
+
+LoadResult HostRuntime::reload_personas() { return engine_->reload_personas(); }
 
 void HostRuntime::drain() {
     if (drained_) return;
@@ -94,12 +99,13 @@ void HostRuntime::drain() {
 }
 
 HostRuntime::~HostRuntime() {
-    drain();
+    watcher_.reset();
+    if (engine_) drain();
     // Transports first (no more requests), then the workers (no more tasks touching the engine),
     // then the engine, then the plugins it used.
     transports_.clear();
     pool_->stop();
-    engine_.reset();
+    engine_.reset();  // (none in storage_only mode)
     providers_.clear();
     storage_.reset();
     log::info("host", "stopped");

@@ -4,6 +4,7 @@
 
 #include "config.hpp"
 #include "engine.hpp"
+#include "persona_watcher.hpp"
 #include "plugin_loader.hpp"
 
 #include <memory>
@@ -14,15 +15,21 @@ namespace consilium::host {
 
 class HostRuntime {
 public:
-    // Loads the plugins and builds the engine. Throws with a message naming what failed.
-    explicit HostRuntime(Config config);
+    enum class Mode { full, storage_only };
+    // Loads the plugins and builds the engine (storage_only: only the storage, for tools such
+    // as `consilium account`). Throws with a message naming what failed.
+    explicit HostRuntime(Config config, Mode mode = Mode::full);
     ~HostRuntime();
 
+    // Reloads the personas and logs the outcome (SIGHUP, the watcher, the admin endpoint).
+    LoadResult reload_personas();
     // Creates and starts every configured transport; returns their bound addresses.
     std::vector<std::string> start_transports();
     // SIGTERM: stop accepting, drain streams up to server.drain_timeout_ms, stop transports.
     void drain();
     Engine &engine() { return *engine_; }
+    // The storage instance (both modes).
+    const std::shared_ptr<PluginInstance> &storage() const { return storage_; }
     const Config &config() const { return config_; }
     const PluginRegistry &plugins() const { return registry_; }
 
@@ -38,6 +45,7 @@ private:
     std::map<std::string, std::shared_ptr<PluginInstance>> providers_;
     std::unique_ptr<Engine> engine_;
     std::vector<std::shared_ptr<PluginInstance>> transports_;
+    std::unique_ptr<PersonaWatcher> watcher_;
     bool drained_ = false;
 };
 

@@ -46,9 +46,7 @@ int cmd_serve(const std::vector<std::string> &argv) {
         int sig = 0;
         if (sigwait(&set, &sig) != 0) continue;
         if (sig == SIGHUP) {
-            auto r = runtime.engine().reload_personas();
-            for (const auto &d : r.diagnostics)
-                if (d.error) log::error("personas", d.format());
+            runtime.reload_personas();
             continue;
         }
         log::info("host", "signal received; shutting down", {{"signal", sig}});

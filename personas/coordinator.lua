@@ -27,8 +27,9 @@ local W_KEYWORDS = 1.0   -- IDF-weighted keywords and lay synonyms found in the 
 local W_EXAMPLES = 0.35  -- BM25 of the text against all the persona's example phrasings
 local W_NEAREST = 4.0    -- cosine similarity to the single closest example
 
-local MIN_SCORE = 1.0        -- below this nobody is a clear match
-local KEEP_CURRENT = 1.35    -- a new specialist must beat the current one by this factor
+local MIN_SCORE = 5.0        -- below this nobody is a clear match: the advisor takes the history
+local SWITCH_SCORE = 8.0     -- a follow-up hands over only to a clear match...
+local KEEP_CURRENT = 1.5     -- ...that also beats the current specialist by this factor
 local AUDIENCE_MISFIT = 0.2  -- a persona whose audience excludes the patient
 
 -- Children: an adult specialty hands over to its paediatric counterpart.
@@ -134,7 +135,7 @@ function route(turn)
   if turn.current ~= "" and exists(turn.current) then
     local current_score = 0
     for _, c in ipairs(cands) do if c.id == turn.current then current_score = c.score end end
-    if best == nil or best.id == turn.current or best.score < MIN_SCORE
+    if best == nil or best.id == turn.current or best.score < SWITCH_SCORE
        or best.score < current_score * KEEP_CURRENT then
       return decision(turn.current, "follow_up")
     end

@@ -8,16 +8,26 @@ namespace consilium {
 using json = nlohmann::json;
 using namespace std::chrono;
 
-namespace {
-
-std::filesystem::path key_path(const json &cfg, const std::filesystem::path &data_dir, const char *section,
+std::filesystem::path key_file(const json &cfg, const std::filesystem::path &data_dir, const char *section,
                                const char *default_name) {
     std::string f = cfg.at(section).at("key_file").get<std::string>();
     if (!f.empty()) return std::filesystem::absolute(f);
     return data_dir / "keys" / default_name;
 }
 
-}  // namespace
+KeyRing load_data_keys(const json &cfg, const std::filesystem::path &data_dir) {
+    return KeyRing::load(key_file(cfg, data_dir, "encryption", "data.keys"), "CONSILIUM_DATA_KEYS", true);
+}
+
+std::unique_ptr<TokenSigner> make_token_signer(const json &cfg, const std::filesystem::path &data_dir) {
+    const json &auth = cfg.at("auth");
+    TokenSettings ts;
+    ts.issuer = auth.at("issuer");
+    ts.audience = auth.at("audience");
+    ts.access_ttl_s = auth.at("access_ttl_s");
+    return std::make_unique<TokenSigner>(
+        KeyRing::load(key_file(cfg, data_dir, "auth", "token.keys"), "CONSILIUM_TOKEN_KEYS", true), ts);
+}
 
 LoadOptions default_load_options() {
     LoadOptions o;
@@ -35,15 +45,8 @@ Engine::Engine(const json &cfg, EnginePaths paths, Executor &executor, metrics::
     chat_settings_.auth_timeout = milliseconds(chat.at("auth_timeout_ms").get<int64_t>());
 
     try {
-        sealer_ = std::make_unique<Sealer>(
-            KeyRing::load(key_path(cfg, paths_.data_dir, "encryption", "data.keys"), "CONSILIUM_DATA_KEYS", true));
-        const json &auth = cfg.at("auth");
-        TokenSettings ts;
-        ts.issuer = auth.at("issuer");
-        ts.audience = auth.at("audience");
-        ts.access_ttl_s = auth.at("access_ttl_s");
-        signer_ = std::make_unique<TokenSigner>(
-            KeyRing::load(key_path(cfg, paths_.data_dir, "auth", "token.keys"), "CONSILIUM_TOKEN_KEYS", true), ts);
+        sealer_ = std::make_unique<Sealer>(load_data_keys(cfg, paths_.data_dir));
+        signer_ = make_token_signer(cfg, paths_.data_dir);
     } catch (const KeyError &e) {
         throw EngineError(std::string("keys: ") + e.what());
     }
@@ -141,11 +144,19 @@ std::string Engine::not_ready_reason() const {
 }
 
 LoadResult Engine::reload_personas() {
+    std::lock_guard<std::mutex> one_at_a_time(reload_mu_);
+    auto started = steady_clock::now();
     LoadResult r = load_panel(paths_.personas_dir, default_load_options());
+    double seconds = duration<double>(steady_clock::now() - started).count();
+    metrics_.histogram("persona_reload_seconds", "Time to load and index the panel").observe(seconds);
     if (!r.ok()) {
+        for (const auto &d : r.diagnostics)
+            if (d.error) log::error("personas", d.format());
+        metrics_.counter("persona_reloads_total", "Panel reloads", {{"result", "refused"}}).add(1);
         log::warn("personas", "reload refused: the live panel stays", {{"errors", r.errors()}});
         return r;
     }
+    metrics_.counter("persona_reloads_total", "Panel reloads", {{"result", "ok"}}).add(1);
     {
         std::lock_guard<std::mutex> lock(panel_mu_);
         panel_ = r.panel;

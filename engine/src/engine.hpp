@@ -92,6 +92,7 @@ private:
     std::unique_ptr<Accounts> accounts_;
     std::unique_ptr<HttpApi> http_;
     mutable std::mutex panel_mu_;
+    std::mutex reload_mu_;
     std::shared_ptr<const Panel> panel_;
     std::shared_ptr<const LocaleCatalog> locales_;
     std::atomic<bool> ready_{false};
@@ -99,6 +100,12 @@ private:
     std::shared_ptr<std::atomic<bool>> alive_ = std::make_shared<std::atomic<bool>>(true);
     void schedule_sweep();
 };
+
+// Where the key files are: the configured path, or <data_dir>/keys/<default_name>.
+std::filesystem::path key_file(const nlohmann::json &config, const std::filesystem::path &data_dir,
+                               const char *section, const char *default_name);
+KeyRing load_data_keys(const nlohmann::json &config, const std::filesystem::path &data_dir);
+std::unique_ptr<TokenSigner> make_token_signer(const nlohmann::json &config, const std::filesystem::path &data_dir);
 
 // The Lua syntax check the persona loader uses (from the Lua runtime).
 LoadOptions default_load_options();

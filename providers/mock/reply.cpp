@@ -77,11 +77,15 @@ std::string compose_reply(const json &request, uint64_t seed, size_t target_toke
     size_t nsources = persona.contains("sources") && persona["sources"].is_array() ? persona["sources"].size() : 0;
 
     std::string text = kOpenings[rng.below(std::size(kOpenings))];
-    text += " As " + name + ", speaking as a " + title + ", I'll go through what this could mean and what to do next.";
+    text += " I'm " + name + " (" + title + "), and I'll go through what this could mean and what to do next.";
     size_t cite = 1;
+    size_t last = 99;
     while (tokens_of(text).size() + 40 < target_tokens) {
         text += ' ';
-        switch (rng.below(3)) {
+        size_t kind = rng.below(3);
+        if (kind == last) kind = (kind + 1) % 3;  // no sentence twice in a row
+        last = kind;
+        switch (kind) {
         case 0: text += kQuestions[rng.below(std::size(kQuestions))]; break;
         case 1: text += kAdvice[rng.below(std::size(kAdvice))]; break;
         default:

@@ -13,6 +13,7 @@ namespace {
 
 const std::set<std::string> kPatients = {"guest", "patient"};
 const std::set<std::string> kSignedIn = {"guest", "patient", "author", "operator"};
+const std::set<std::string> kAuthors = {"author", "operator"};
 
 std::string url_decode(const std::string &s) {
     std::string out;
@@ -124,6 +125,19 @@ HttpApi::HttpApi(Engine &engine) : engine_(engine) {
             list.push_back(item);
         }
         return HttpResponse::json(200, {{"specialists", list}});
+    });
+    add("POST", "/v1/admin/personas/reload", kAuthors, [this](HttpRequest &) {
+        LoadResult r = engine_.reload_personas();
+        json diags = json::array();
+        for (const auto &d : r.diagnostics) diags.push_back(d.format());
+        auto live = engine_.panel();
+        json body = {{"reloaded", r.ok()},
+                     {"personas", live->personas.size()},
+                     {"generation", live->generation},
+                     {"errors", r.errors()},
+                     {"diagnostics", diags}};
+        // 422: the new files were refused and the last good panel is still live.
+        return HttpResponse::json(r.ok() ? 200 : 422, body);
     });
     add("GET", "/v1/profiles", kPatients, [this](HttpRequest &req) {
         json list = json::array();

@@ -71,6 +71,23 @@ json Accounts::create_guest() {
     return token_response(a);
 }
 
+json Accounts::create_account(const std::string &role) {
+    if (role != "patient" && role != "author" && role != "operator")
+        throw std::invalid_argument("role must be patient, author or operator");
+    AccountRecord a;
+    a.id = new_id("a");
+    a.kind = "patient";
+    a.role = role;
+    a.created_ms = now_ms();
+    ProfileRecord self = new_profile(a.id, "self", json::object());
+    Batch b;
+    Store::account_insert(b, a);
+    Store::profile_insert(b, self);
+    store_.write(b);
+    log::info("auth", "account created", {{"account", a.id}, {"role", role}});
+    return token_response(a);
+}
+
 std::optional<Principal> Accounts::authenticate(const std::string &bearer, AuthFailure &why) const {
     AccessClaims c;
     auto err = signer_.verify(bearer, c, now_ms() / 1000);

@@ -34,6 +34,9 @@ public:
     // POST /v1/auth/guest: a new guest account with its self profile; returns the token
     // response of CONTRACT.md.
     nlohmann::json create_guest();
+    // A staff or patient account without credentials yet (`consilium account create`); returns
+    // the same token response. role: patient | author | operator.
+    nlohmann::json create_account(const std::string &role);
     // Verifies a bearer token; the account must still exist.
     std::optional<Principal> authenticate(const std::string &bearer, AuthFailure &why) const;
 

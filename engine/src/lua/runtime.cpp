@@ -66,7 +66,13 @@ void count_hook(lua_State *L, lua_Debug *) {
             b->killed = true;
             lua_sethook(L, &count_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
         }
-        luaL_error(L, "script budget exceeded (instructions or time)");
+        // Name the line the script was running (luaL_error inside a hook cannot).
+        lua_Debug ar{};
+        if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
+            lua_pushfstring(L, "%s:%d: script budget exceeded (instructions or time)", ar.short_src, ar.currentline);
+        else
+            lua_pushstring(L, "script budget exceeded (instructions or time)");
+        lua_error(L);
     }
 }
 
