@@ -7,15 +7,19 @@
 --   turn.pinned      a specialist the patient chose ("" for none)
 --   turn.locale      the app's language tag ("" when unknown)
 --   turn.turn_index  0 for the first message of the consultation
---   turn.candidates  the routing index's signals, best first:
---                    {{id, keywords, examples, nearest, matched, base, bonus}, ...}
---                    (bonus: what the persona's own score() hook added, see docs/personas.md)
+--   turn.candidates  the routing index's best 20 candidates, best first:
+--                    {{id, keywords, examples, nearest, matched, base, bonus, fits,
+--                      pregnancy_preferred}, ...}
+--                    (bonus: what the persona's own score() hook added, see docs/personas.md;
+--                     fits: the patient is within the persona's audience)
+--   turn.entry       the persona that opens consultations (the health advisor)
 -- and expects {specialist = id, top = {ids}, emergency = bool, flags = {ids}, rule = "..."}.
 --
 -- Engine functions (read-only):
 --   consilium.search(text)     -> {{id, keywords, examples, nearest, matched}, ...} raw signals
 --                                 for any text (turn.candidates already holds them for this turn)
---   consilium.red_flags(text)  -> {{id, emergency, route_to, owner, message, lang}, ...}
+--   consilium.red_flags(text)  -> {{id, emergency, route_to, owner, message}, ...}
+--   consilium.exists(id)       -> true when the panel has that persona
 --   consilium.persona(id)      -> {id, group, entry, audience = {min_age_years?, max_age_years?, sexes, pregnancy}}
 --   consilium.personas()       -> every persona id
 --
@@ -45,24 +49,7 @@ local NEWBORN_YEARS = 0.08   -- about the first month of life
 local CHILD_YEARS = 18
 
 local function exists(id)
-  return id ~= nil and id ~= "" and consilium.persona(id) ~= nil
-end
-
-local function audience_fits(id, profile)
-  local p = consilium.persona(id)
-  if not p then return false end
-  local a = p.audience
-  local age = profile.age_years
-  if age ~= nil then
-    if a.min_age_years ~= nil and age < a.min_age_years then return false end
-    if a.max_age_years ~= nil and age > a.max_age_years then return false end
-  end
-  if profile.sex ~= nil and profile.sex ~= "" and #a.sexes > 0 then
-    local ok = false
-    for _, s in ipairs(a.sexes) do if s == profile.sex then ok = true end end
-    if not ok then return false end
-  end
-  return true
+  return id ~= nil and id ~= "" and consilium.exists(id)
 end
 
 -- Adult specialty -> paediatric one for children; pediatrics -> neonatology for newborns.
@@ -78,9 +65,8 @@ local function scored_candidates(turn)
   local out = {}
   for _, h in ipairs(turn.candidates) do
     local s = W_KEYWORDS * h.keywords + W_EXAMPLES * h.examples + W_NEAREST * h.nearest + h.bonus
-    if not audience_fits(h.id, turn.profile) then s = s * AUDIENCE_MISFIT end
-    local p = consilium.persona(h.id)
-    if turn.profile.pregnant and p and p.audience.pregnancy == "preferred" then s = s * 1.3 end
+    if not h.fits then s = s * AUDIENCE_MISFIT end
+    if turn.profile.pregnant and h.pregnancy_preferred then s = s * 1.3 end
     out[#out + 1] = {id = h.id, score = s}
   end
   table.sort(out, function(a, b)
@@ -88,14 +74,6 @@ local function scored_candidates(turn)
     return a.id < b.id
   end)
   return out
-end
-
-local function entry_persona()
-  for _, id in ipairs(consilium.personas()) do
-    local p = consilium.persona(id)
-    if p.entry then return id end
-  end
-  return consilium.personas()[1]
 end
 
 function route(turn)
@@ -146,5 +124,5 @@ function route(turn)
   if best ~= nil and best.score >= MIN_SCORE then return decision(best.id, "lexical") end
 
   -- 5. Nothing specific: the health advisor takes the history.
-  return decision(entry_persona(), "entry")
+  return decision(turn.entry, "entry")
 end

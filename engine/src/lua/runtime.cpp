@@ -279,8 +279,8 @@ int bind_engine(lua_State *L) {
 }
 
 // The engine functions every script may call. Listed here so the sandbox is built once.
-const char *const kApiNames[] = {"search",  "red_flags", "persona", "personas", "profile_age",
-                                 "normalize", "tokens",  "log",     "emergency_flags", nullptr};
+const char *const kApiNames[] = {"search", "red_flags", "persona", "personas", "exists",
+                                 "normalize", "tokens", "log", nullptr};
 
 std::string parse_location(const std::string &msg, std::string &file, int &line) {
     // "file:LINE: message"

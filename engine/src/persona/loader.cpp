@@ -539,6 +539,11 @@ LoadResult load_panel(const fs::path &dir, const LoadOptions &options) {
             for (const auto &t : terms) panel->index.add_keyword(i, t);
     }
     panel->index.finalize();
+    for (const auto &f : panel->emergency_flags) panel->flags.push_back(&f);
+    for (const auto &p : panel->personas)
+        for (const auto &f : p.red_flags) panel->flags.push_back(&f);
+    for (uint32_t i = 0; i < panel->flags.size(); ++i)
+        for (const auto &[lang, pattern] : panel->flags[i]->patterns) panel->flag_index.add(&pattern, i);
     static std::atomic<uint64_t> generation{0};
     panel->generation = ++generation;
     result.panel = panel;

@@ -1,5 +1,6 @@
 #include "persona/patterns.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace consilium {
@@ -7,11 +8,15 @@ namespace consilium {
 PreparedText::PreparedText(std::string_view raw) : tokens(text::tokenize(raw)) {
     normalized.reserve(raw.size() + 2);
     normalized.push_back(' ');
-    for (const auto &t : tokens) {
+    for (uint32_t i = 0; i < tokens.size(); ++i) {
         if (normalized.size() > 1) normalized.push_back(' ');
-        normalized.append(t.text);
+        normalized.append(tokens[i].text);
+        positions[tokens[i].text].push_back(i);
     }
     normalized.push_back(' ');
+    sorted_words.reserve(positions.size());
+    for (const auto &kv : positions) sorted_words.push_back(kv.first);
+    std::sort(sorted_words.begin(), sorted_words.end());
 }
 
 Pattern::Pattern(const std::vector<std::string> &groups) : source_(groups) {
@@ -44,14 +49,21 @@ Pattern::Pattern(const std::vector<std::string> &groups) : source_(groups) {
     }
 }
 
-bool Pattern::term_matches(const Term &t, const std::vector<text::Token> &tokens,
-                           const std::string &normalized) const {
-    if (t.unspaced) return normalized.find(t.substring) != std::string::npos;
+bool Pattern::term_matches(const Term &t, const PreparedText &text) {
+    if (t.unspaced) return text.normalized.find(t.substring) != std::string::npos;
     const size_t n = t.words.size();
-    if (tokens.size() < n) return false;
-    for (size_t i = 0; i + n <= tokens.size(); ++i) {
+    const auto &tokens = text.tokens;
+    if (n == 1) {
+        if (!t.prefix) return text.positions.count(t.words[0]) > 0;
+        auto it = std::lower_bound(text.sorted_words.begin(), text.sorted_words.end(), t.words[0]);
+        return it != text.sorted_words.end() && it->compare(0, t.words[0].size(), t.words[0]) == 0;
+    }
+    auto first = text.positions.find(t.words[0]);
+    if (first == text.positions.end()) return false;
+    for (uint32_t i : first->second) {
+        if (i + n > tokens.size()) continue;
         bool ok = true;
-        for (size_t k = 0; k < n && ok; ++k) {
+        for (size_t k = 1; k < n && ok; ++k) {
             const std::string &w = t.words[k];
             const std::string &tok = tokens[i + k].text;
             if (k + 1 == n && t.prefix) ok = tok.compare(0, w.size(), w) == 0;
@@ -62,11 +74,11 @@ bool Pattern::term_matches(const Term &t, const std::vector<text::Token> &tokens
     return false;
 }
 
-bool Pattern::matches(const std::vector<text::Token> &tokens, const std::string &normalized) const {
+bool Pattern::matches(const PreparedText &text) const {
     for (const auto &alts : groups_) {
         bool any = false;
         for (const auto &t : alts) {
-            if (term_matches(t, tokens, normalized)) {
+            if (term_matches(t, text)) {
                 any = true;
                 break;
             }
@@ -74,6 +86,47 @@ bool Pattern::matches(const std::vector<text::Token> &tokens, const std::string 
         if (!any) return false;
     }
     return true;
+}
+
+void PatternIndex::add(const Pattern *pattern, uint32_t owner) {
+    uint32_t id = static_cast<uint32_t>(patterns_.size());
+    patterns_.emplace_back(pattern, owner);
+    // Index by the first group: a text that has none of its alternatives cannot match.
+    for (const auto &t : pattern->groups().front()) {
+        if (t.unspaced) {
+            always_.push_back(id);
+            return;
+        }
+    }
+    for (const auto &t : pattern->groups().front()) {
+        auto &bucket = (t.prefix && t.words.size() == 1) ? by_prefix_[t.words[0]] : by_word_[t.words[0]];
+        if (bucket.empty() || bucket.back() != id) bucket.push_back(id);
+    }
+}
+
+std::vector<uint32_t> PatternIndex::match(const PreparedText &text) const {
+    std::vector<uint32_t> candidates = always_;
+    for (const auto &[word, where] : text.positions) {
+        (void)where;
+        if (auto it = by_word_.find(word); it != by_word_.end())
+            candidates.insert(candidates.end(), it->second.begin(), it->second.end());
+        // Every prefix of the word may be a prefix term ("bleed*").
+        std::string prefix;
+        prefix.reserve(word.size());
+        for (char c : word) {
+            prefix.push_back(c);
+            if (auto it = by_prefix_.find(prefix); it != by_prefix_.end())
+                candidates.insert(candidates.end(), it->second.begin(), it->second.end());
+        }
+    }
+    std::sort(candidates.begin(), candidates.end());
+    candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+    std::vector<uint32_t> owners;
+    for (uint32_t id : candidates)
+        if (patterns_[id].first->matches(text)) owners.push_back(patterns_[id].second);
+    std::sort(owners.begin(), owners.end());
+    owners.erase(std::unique(owners.begin(), owners.end()), owners.end());
+    return owners;
 }
 
 }  // namespace consilium

@@ -6,36 +6,59 @@
 
 #include "persona/text.hpp"
 
+#include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace consilium {
 
+// The text prepared once for matching many patterns: its tokens, and where each word is.
+struct PreparedText {
+    std::vector<text::Token> tokens;
+    std::string normalized;  // " word word ... " (for substring terms)
+    std::unordered_map<std::string, std::vector<uint32_t>> positions;  // word -> token indexes
+    std::vector<std::string> sorted_words;                            // distinct words, sorted (prefixes)
+    explicit PreparedText(std::string_view raw);
+};
+
 class Pattern {
 public:
-    // Compiles `groups`; throws std::invalid_argument naming the bad group.
-    explicit Pattern(const std::vector<std::string> &groups);
-    bool matches(const std::vector<text::Token> &tokens, const std::string &normalized) const;
-    const std::vector<std::string> &source() const { return source_; }
-
-private:
     struct Term {
         std::vector<std::string> words;  // normalised words of a multi-word term
         bool prefix = false;             // the last word ends with '*'
         bool unspaced = false;           // match as a substring of the normalised text
         std::string substring;
     };
-    bool term_matches(const Term &t, const std::vector<text::Token> &tokens, const std::string &normalized) const;
+
+    // Compiles `groups`; throws std::invalid_argument naming the bad group.
+    explicit Pattern(const std::vector<std::string> &groups);
+    bool matches(const PreparedText &text) const;
+    bool matches(const std::vector<text::Token> &, const std::string &) const = delete;
+    const std::vector<std::string> &source() const { return source_; }
+    const std::vector<std::vector<Term>> &groups() const { return groups_; }
+
+private:
+    static bool term_matches(const Term &t, const PreparedText &text);
 
     std::vector<std::vector<Term>> groups_;
     std::vector<std::string> source_;
 };
 
-// The text prepared once for matching many patterns.
-struct PreparedText {
-    std::vector<text::Token> tokens;
-    std::string normalized;
-    explicit PreparedText(std::string_view raw);
+// Many patterns, indexed by the words of their first group, so that a message is checked only
+// against the patterns it could match.
+class PatternIndex {
+public:
+    void add(const Pattern *pattern, uint32_t owner);
+    // Owners (as given to add) of every pattern that matches, each once, ascending.
+    std::vector<uint32_t> match(const PreparedText &text) const;
+    size_t size() const { return patterns_.size(); }
+
+private:
+    std::vector<std::pair<const Pattern *, uint32_t>> patterns_;
+    std::unordered_map<std::string, std::vector<uint32_t>> by_word_;    // exact first word
+    std::unordered_map<std::string, std::vector<uint32_t>> by_prefix_;  // prefix first word
+    std::vector<uint32_t> always_;                                     // substring terms: always checked
 };
 
 }  // namespace consilium

@@ -72,6 +72,10 @@ struct Persona {
 };
 
 struct Panel {
+    Panel() = default;
+    Panel(const Panel &) = delete;  // flags and flag_index point into it
+    Panel &operator=(const Panel &) = delete;
+
     std::vector<Persona> personas;
     std::map<std::string, size_t> by_id;
     std::vector<RedFlag> emergency_flags;  // panel-wide
@@ -80,6 +84,8 @@ struct Panel {
     std::string dir;
     uint64_t generation = 0;               // increases with every successful load
     TextIndex index;
+    std::vector<const RedFlag *> flags;  // panel-wide first, then each persona's
+    PatternIndex flag_index;              // owner = index into flags
 
     const Persona *find(const std::string &id) const {
         auto it = by_id.find(id);

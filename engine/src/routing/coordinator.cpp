@@ -47,18 +47,11 @@ bool Coordinator::audience_fits(const Persona &p, const PatientProfile &profile)
 json Coordinator::match_flags(const Panel &panel, const std::string &text) {
     PreparedText prepared(text);
     json out = json::array();
-    auto check = [&](const RedFlag &f) {
-        for (const auto &[lang, pattern] : f.patterns) {
-            if (pattern.matches(prepared.tokens, prepared.normalized)) {
-                out.push_back({{"id", f.id}, {"emergency", f.emergency}, {"route_to", f.route_to},
-                               {"owner", f.owner}, {"message", f.message}, {"lang", lang}});
-                return;
-            }
-        }
-    };
-    for (const auto &f : panel.emergency_flags) check(f);
-    for (const auto &p : panel.personas)
-        for (const auto &f : p.red_flags) check(f);
+    for (uint32_t i : panel.flag_index.match(prepared)) {
+        const RedFlag &f = *panel.flags[i];
+        out.push_back({{"id", f.id}, {"emergency", f.emergency}, {"route_to", f.route_to}, {"owner", f.owner},
+                       {"message", f.message}});
+    }
     return out;
 }
 
@@ -75,6 +68,7 @@ json Coordinator::search(const Panel &panel, const std::string &text) {
 namespace {
 constexpr double kWKeywords = 1.0, kWExamples = 0.35, kWNearest = 4.0;
 constexpr size_t kScoredByScripts = 8;  // persona score() hooks run for the best few only
+constexpr size_t kCandidates = 20;      // what the coordinator sees
 }  // namespace
 
 json Coordinator::turn_json(const RouteRequest &req) {
@@ -82,7 +76,7 @@ json Coordinator::turn_json(const RouteRequest &req) {
             {"pinned", req.pinned}, {"locale", req.locale},             {"turn_index", req.turn_index}};
 }
 
-json Coordinator::candidates(const Panel &panel, const RouteRequest &, const json &turn) {
+json Coordinator::candidates(const Panel &panel, const RouteRequest &req, const json &turn) {
     struct C {
         const IndexHit *hit;
         double base;
@@ -96,11 +90,17 @@ json Coordinator::candidates(const Panel &panel, const RouteRequest &, const jso
         return panel.personas[a.hit->persona].id < panel.personas[b.hit->persona].id;
     });
     json out = json::array();
-    for (size_t i = 0; i < cs.size(); ++i) {
+    for (size_t i = 0; i < cs.size() && i < kCandidates; ++i) {
         const Persona &p = panel.personas[cs[i].hit->persona];
-        json c = {{"id", p.id},          {"keywords", cs[i].hit->keywords}, {"examples", cs[i].hit->examples},
-                  {"nearest", cs[i].hit->nearest}, {"matched", cs[i].hit->matched},   {"base", cs[i].base},
-                  {"bonus", 0.0}};
+        json c = {{"id", p.id},
+                  {"keywords", cs[i].hit->keywords},
+                  {"examples", cs[i].hit->examples},
+                  {"nearest", cs[i].hit->nearest},
+                  {"matched", cs[i].hit->matched},
+                  {"base", cs[i].base},
+                  {"bonus", 0.0},
+                  {"fits", audience_fits(p, req.profile)},
+                  {"pregnancy_preferred", p.audience.pregnancy == "preferred"}};
         if (i < kScoredByScripts && !p.script.empty()) c["bonus"] = hooks::score(panel, p, turn, c);
         out.push_back(std::move(c));
     }
@@ -128,6 +128,9 @@ lua::FunctionTable Coordinator::functions(const Panel &panel) {
         a["pregnancy"] = p->audience.pregnancy;
         return {{"id", p->id}, {"group", p->group}, {"entry", p->entry}, {"name", p->name},
                 {"specialty", p->specialty}, {"audience", a}};
+    };
+    t["exists"] = [&panel](const json &args) -> json {
+        return !args.empty() && args[0].is_string() && panel.find(args[0].get<std::string>()) != nullptr;
     };
     t["personas"] = [&panel](const json &) {
         json ids = json::array();
@@ -200,6 +203,7 @@ RouteDecision Coordinator::route(const Panel &panel, const RouteRequest &req) {
     if (panel.coordinator.empty()) return route_builtin(panel, req);
     json turn = turn_json(req);
     turn["candidates"] = candidates(panel, req, turn);
+    if (const Persona *e = panel.entry()) turn["entry"] = e->id;
     lua::FunctionTable api = functions(panel);
     lua::CallResult r = lua::thread_runtime().call(panel.coordinator_file, panel.coordinator, "route", {turn}, api);
     std::optional<lua::ScriptError> error = r.error;

@@ -51,7 +51,7 @@ TEST(Patterns, AllGroupsMustMatchWithPrefixesAndPhrases) {
     Pattern p({"chest", "crushing|squeezing|tight*"});
     auto m = [&](const char *s) {
         PreparedText t(s);
-        return p.matches(t.tokens, t.normalized);
+        return p.matches(t);
     };
     EXPECT_TRUE(m("Crushing pain in my CHEST"));
     EXPECT_TRUE(m("my chest feels tighter and tighter"));
@@ -59,11 +59,28 @@ TEST(Patterns, AllGroupsMustMatchWithPrefixesAndPhrases) {
     EXPECT_FALSE(m("chest infection"));
     Pattern phrase({"can t breathe|cannot breathe|cant breathe"});
     PreparedText t("I can't breathe properly");
-    EXPECT_TRUE(phrase.matches(t.tokens, t.normalized));
+    EXPECT_TRUE(phrase.matches(t));
     Pattern zh({"胸痛|胸口痛"});
     PreparedText z("我胸口痛得厉害");
-    EXPECT_TRUE(zh.matches(z.tokens, z.normalized));
+    EXPECT_TRUE(zh.matches(z));
     EXPECT_THROW(Pattern({"  |  "}), std::invalid_argument);
+}
+
+TEST(PatternIndex, FindsTheSameMatchesAsCheckingEveryPattern) {
+    std::vector<Pattern> patterns = {Pattern({"chest", "crush*|tight*"}), Pattern({"bleed*", "won t stop|wont stop"}),
+                                     Pattern({"can t breathe|cannot breathe"}), Pattern({"胸痛"}),
+                                     Pattern({"lips|face", "blue"})};
+    PatternIndex index;
+    for (uint32_t i = 0; i < patterns.size(); ++i) index.add(&patterns[i], i * 10);
+    const char *texts[] = {"my chest is tight", "bleeding that wont stop", "I can't breathe", "我胸痛", "lips are blue",
+                           "tight chest and blue lips, bleeding won't stop", "nothing here", "chest infection"};
+    for (const char *t : texts) {
+        PreparedText p(t);
+        std::vector<uint32_t> expected;
+        for (uint32_t i = 0; i < patterns.size(); ++i)
+            if (patterns[i].matches(p)) expected.push_back(i * 10);
+        EXPECT_EQ(index.match(p), expected) << t;
+    }
 }
 
 }  // namespace
