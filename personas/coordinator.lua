@@ -78,13 +78,22 @@ end
 
 function route(turn)
   local flags = consilium.red_flags(turn.text)
-  local flag_ids, emergency = {}, nil
-  for _, f in ipairs(flags) do
-    flag_ids[#flag_ids + 1] = f.id
-    if f.emergency and emergency == nil then emergency = f end
-  end
+  local flag_ids = {}
+  for _, f in ipairs(flags) do flag_ids[#flag_ids + 1] = f.id end
 
   local cands = scored_candidates(turn)
+  -- Which emergency decides where the consultation goes: a panel-wide flag first (emergency.yaml
+  -- names who takes it), else the flag of the persona that matches the text best.
+  local emergency, rank = nil, {}
+  for i, c in ipairs(cands) do rank[c.id] = i end
+  for _, f in ipairs(flags) do
+    if f.emergency then
+      local better = emergency == nil
+        or (f.owner == "" and emergency.owner ~= "")
+        or (f.owner ~= "" and emergency.owner ~= "" and (rank[f.owner] or 1000) < (rank[emergency.owner] or 1000))
+      if better then emergency = f end
+    end
+  end
   local top, scores = {}, {}
   for i, c in ipairs(cands) do
     if i <= 3 then top[#top + 1] = for_age(c.id, turn.profile) end
