@@ -103,6 +103,7 @@ int persona_test(const std::filesystem::path &dir, const std::string &only) {
             for (size_t i = 0; i < texts.size(); ++i) {
                 RouteRequest req;
                 req.text = texts[i];
+                req.previous = i > 0 ? texts[i - 1] : "";
                 req.profile = profile;
                 req.current = current;
                 req.turn_index = static_cast<int>(i);
@@ -164,9 +165,11 @@ int cmd_route(const std::vector<std::string> &argv) {
     std::string line;
     size_t lineno = 0;
     int status = 0;
-    auto decide = [&](const std::string &text, const PatientProfile &profile, const std::string &current, int index) {
+    auto decide = [&](const std::string &text, const PatientProfile &profile, const std::string &current, int index,
+                      const std::string &previous = "") {
         RouteRequest req;
         req.text = text;
+        req.previous = previous;
         req.profile = profile;
         req.current = current;
         req.turn_index = index;
@@ -185,11 +188,13 @@ int cmd_route(const std::vector<std::string> &argv) {
         json out = {{"id", c["id"]}};
         if (c.contains("turns") && c["turns"].is_array()) {
             json turns = json::array();
-            std::string current;
+            std::string current, previous;
             int i = 0;
             for (const auto &t : c["turns"]) {
-                RouteDecision d = decide(t.is_string() ? t.get<std::string>() : "", profile, current, i++);
+                std::string text = t.is_string() ? t.get<std::string>() : "";
+                RouteDecision d = decide(text, profile, current, i++, previous);
                 current = d.specialist;
+                previous = text;
                 turns.push_back({{"specialist", d.specialist}, {"top", d.top}, {"emergency", d.emergency}});
             }
             out["turns"] = turns;

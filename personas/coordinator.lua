@@ -7,6 +7,7 @@
 --   turn.pinned      a specialist the patient chose ("" for none)
 --   turn.locale      the app's language tag ("" when unknown)
 --   turn.turn_index  0 for the first message of the consultation
+--   turn.previous    the patient's previous message ("" on the first)
 --   turn.candidates  the routing index's best 20 candidates, best first:
 --                    {{id, keywords, examples, nearest, matched, base, bonus, fits,
 --                      pregnancy_preferred}, ...}
@@ -78,6 +79,16 @@ end
 
 function route(turn)
   local flags = consilium.red_flags(turn.text)
+  -- A short follow-up may complete a warning sign the previous message began ("it came on 20 min
+  -- ago and now it's in my jaw"): flags that match the two together, but not the previous alone.
+  if turn.previous ~= "" then
+    local seen = {}
+    for _, f in ipairs(flags) do seen[f.id] = true end
+    for _, f in ipairs(consilium.red_flags(turn.previous)) do seen[f.id] = true end
+    for _, f in ipairs(consilium.red_flags(turn.previous .. "\n" .. turn.text)) do
+      if not seen[f.id] then flags[#flags + 1] = f end
+    end
+  end
   local flag_ids = {}
   for _, f in ipairs(flags) do flag_ids[#flag_ids + 1] = f.id end
 

@@ -291,6 +291,13 @@ void Consultation::start_turn(const Queued &q) {
     req.pinned = q.msg.specialist;
     req.locale = q.msg.locale;
     req.turn_index = turn_index_++;
+    // The patient's message before this one (history_ ends with this one).
+    for (size_t i = history_.size(); i-- > 1;) {
+        if (history_[i - 1].role == "patient") {
+            req.previous = history_[i - 1].text;
+            break;
+        }
+    }
     RouteDecision d = Coordinator::route(*panel, req);
     const Persona *persona = panel->find(d.specialist);
     if (!persona) persona = panel->entry();

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace consilium {
@@ -55,10 +56,12 @@ private:
     std::vector<Doc> docs_;
     std::vector<Example> examples_;
     std::vector<Keyword> keywords_;
-    // Built by finalize():
-    std::unordered_map<std::string, double> idf_;  // per persona document frequency
-    std::unordered_map<std::string, std::vector<std::pair<uint32_t, double>>> postings_;  // feature -> (persona, bm25 part)
-    std::unordered_map<std::string, std::vector<std::pair<uint32_t, double>>> example_postings_;  // feature -> (example, w)
+    std::unordered_set<std::string> keyword_seen_;  // "persona:normalised keyword"
+    // Built by finalize(): features get dense ids; everything after the lookup is arrays.
+    std::unordered_map<std::string, uint32_t> feature_id_;
+    std::vector<double> idf_;                                               // by feature id
+    std::vector<std::vector<std::pair<uint32_t, float>>> postings_;         // feature -> (persona, bm25 part)
+    std::vector<std::vector<std::pair<uint32_t, float>>> example_postings_; // feature -> (example, weight)
     std::unordered_map<std::string, std::vector<uint32_t>> keyword_by_first_;  // first word -> keywords
     std::vector<uint32_t> unspaced_keywords_;
     double avg_length_ = 1;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <fstream>
 #include <set>
+#include <unordered_map>
 #include <sstream>
 
 namespace consilium {
@@ -542,8 +543,18 @@ LoadResult load_panel(const fs::path &dir, const LoadOptions &options) {
     for (const auto &f : panel->emergency_flags) panel->flags.push_back(&f);
     for (const auto &p : panel->personas)
         for (const auto &f : p.red_flags) panel->flags.push_back(&f);
+    // How common each word is in what patients write (the examples): red flags are indexed by
+    // their rarest group.
+    std::unordered_map<std::string, double> frequency;
+    for (const auto &p : panel->personas)
+        for (const auto &e : p.examples)
+            for (const auto &t : text::tokenize(e)) frequency[t.text] += 1;
+    auto cost = [&](const std::string &w) {
+        auto it = frequency.find(w);
+        return 1.0 + (it == frequency.end() ? 0.0 : it->second);
+    };
     for (uint32_t i = 0; i < panel->flags.size(); ++i)
-        for (const auto &[lang, pattern] : panel->flags[i]->patterns) panel->flag_index.add(&pattern, i);
+        for (const auto &[lang, pattern] : panel->flags[i]->patterns) panel->flag_index.add(&pattern, i, cost);
     static std::atomic<uint64_t> generation{0};
     panel->generation = ++generation;
     result.panel = panel;

@@ -7,6 +7,7 @@
 #include "persona/text.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -19,6 +20,7 @@ struct PreparedText {
     std::string normalized;  // " word word ... " (for substring terms)
     std::unordered_map<std::string, std::vector<uint32_t>> positions;  // word -> token indexes
     std::vector<std::string> sorted_words;                            // distinct words, sorted (prefixes)
+    std::vector<bool> negated;  // the token is in the scope of a denial ("no chest pain or fainting")
     explicit PreparedText(std::string_view raw);
 };
 
@@ -28,6 +30,7 @@ public:
         std::vector<std::string> words;  // normalised words of a multi-word term
         bool prefix = false;             // the last word ends with '*'
         bool unspaced = false;           // match as a substring of the normalised text
+        bool denial = false;             // starts with a denial ("no reason to live")
         std::string substring;
     };
 
@@ -45,11 +48,22 @@ private:
     std::vector<std::string> source_;
 };
 
+// Denials in English (a narrow NegEx): "no", "without", "denies", "nor", "neither" put the next
+// few words, up to a clause break or "but", out of reach of red-flag terms, so "no chest pain or
+// fainting" does not raise a heart-attack flag. "not", "can't", "won't" are not denials here:
+// they carry emergencies ("not breathing", "won't wake"). A term that itself starts with a
+// denial ("no reason to live") is matched as written.
+bool is_denial(const std::string &word);
+
 // Many patterns, indexed by the words of their first group, so that a message is checked only
 // against the patterns it could match.
 class PatternIndex {
 public:
-    void add(const Pattern *pattern, uint32_t owner);
+    // `word_cost` says how common a word is (e.g. its frequency in the panel's examples): each
+    // pattern is indexed by the group whose alternatives are rarest, so that ordinary messages
+    // wake as few patterns as possible. Without it, the first group is used.
+    void add(const Pattern *pattern, uint32_t owner,
+             const std::function<double(const std::string &)> &word_cost = {});
     // Owners (as given to add) of every pattern that matches, each once, ascending.
     std::vector<uint32_t> match(const PreparedText &text) const;
     size_t size() const { return patterns_.size(); }

@@ -241,8 +241,12 @@ std::vector<Token> tokenize(std::string_view utf8) {
     std::vector<Token> out;
     std::string cur;
     bool cur_unspaced = false;
+    bool pending_break = false;
     auto flush = [&] {
-        if (!cur.empty()) out.push_back({cur, cur_unspaced});
+        if (!cur.empty()) {
+            out.push_back({cur, cur_unspaced, pending_break});
+            pending_break = false;
+        }
         cur.clear();
     };
     auto cps = decode_utf8(utf8);
@@ -261,6 +265,10 @@ std::vector<Token> tokenize(std::string_view utf8) {
         cp = fold_other(cp);
         if (!is_word_char(cp)) {
             flush();
+            if (cp == '.' || cp == ',' || cp == ';' || cp == ':' || cp == '!' || cp == '?' || cp == 0x060C ||
+                cp == 0x061B || cp == 0x061F || cp == 0x06D4 || cp == 0x3002 || cp == 0xFF0C || cp == 0x0964 ||
+                cp == '\n')
+                pending_break = true;
             continue;
         }
         bool u = is_unspaced(cp);

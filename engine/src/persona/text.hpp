@@ -12,8 +12,9 @@
 namespace consilium::text {
 
 struct Token {
-    std::string text;   // normalised UTF-8
-    bool unspaced;      // a run of a script written without spaces
+    std::string text;         // normalised UTF-8
+    bool unspaced = false;    // a run of a script written without spaces
+    bool after_break = false; // a clause break (. , ; : ! ? and the like) comes right before it
 };
 
 // Normalises and splits into tokens.

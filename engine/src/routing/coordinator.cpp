@@ -73,7 +73,8 @@ constexpr size_t kCandidates = 20;      // what the coordinator sees
 
 json Coordinator::turn_json(const RouteRequest &req) {
     return {{"text", req.text},     {"profile", req.profile.to_json()}, {"current", req.current},
-            {"pinned", req.pinned}, {"locale", req.locale},             {"turn_index", req.turn_index}};
+            {"pinned", req.pinned}, {"locale", req.locale},             {"turn_index", req.turn_index},
+            {"previous", req.previous}};
 }
 
 json Coordinator::candidates(const Panel &panel, const RouteRequest &req, const json &turn) {
@@ -93,10 +94,11 @@ json Coordinator::candidates(const Panel &panel, const RouteRequest &req, const 
     for (size_t i = 0; i < cs.size() && i < kCandidates; ++i) {
         const Persona &p = panel.personas[cs[i].hit->persona];
         json c = {{"id", p.id},
+                  {"group", p.group},
                   {"keywords", cs[i].hit->keywords},
                   {"examples", cs[i].hit->examples},
                   {"nearest", cs[i].hit->nearest},
-                  {"matched", cs[i].hit->matched},
+                  {"matched", i < 5 ? json(cs[i].hit->matched) : json::array()},
                   {"base", cs[i].base},
                   {"bonus", 0.0},
                   {"fits", audience_fits(p, req.profile)},

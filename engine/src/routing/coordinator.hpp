@@ -29,6 +29,7 @@ struct RouteRequest {
     std::string current;  // specialist of the previous turn, "" for the first
     std::string pinned;   // specialist the client asked for, "" for none
     std::string locale;   // "en", "ar", ... ("" = unknown)
+    std::string previous; // the patient's previous message in this consultation ("" for none)
     int turn_index = 0;   // 0 for the first patient message of the consultation
 };
 

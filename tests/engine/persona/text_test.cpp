@@ -66,6 +66,21 @@ TEST(Patterns, AllGroupsMustMatchWithPrefixesAndPhrases) {
     EXPECT_THROW(Pattern({"  |  "}), std::invalid_argument);
 }
 
+TEST(Patterns, DenialsKeepTermsOutOfReachUpToAClauseBreak) {
+    Pattern heart({"chest pain|chest", "faint*|sweat*"});
+    auto m = [&](const Pattern &p, const char *s) { return p.matches(PreparedText(s)); };
+    EXPECT_FALSE(m(heart, "palpitations after coffee, no chest pain or fainting"));
+    EXPECT_FALSE(m(heart, "I have chest pain without sweating or fainting"));
+    EXPECT_TRUE(m(heart, "no fever. chest pain and I am sweating"));
+    EXPECT_TRUE(m(heart, "no idea why but chest pain and fainting"));
+    EXPECT_TRUE(m(heart, "chest pain with sweating, no history of heart disease"));
+    // "not" and "can't" carry emergencies; denial phrases are matched as written.
+    Pattern breathing({"baby", "not breathing|breathing"});
+    EXPECT_TRUE(m(breathing, "the baby is not breathing"));
+    Pattern reason({"no reason to live"});
+    EXPECT_TRUE(m(reason, "there is no reason to live anymore"));
+}
+
 TEST(PatternIndex, FindsTheSameMatchesAsCheckingEveryPattern) {
     std::vector<Pattern> patterns = {Pattern({"chest", "crush*|tight*"}), Pattern({"bleed*", "won t stop|wont stop"}),
                                      Pattern({"can t breathe|cannot breathe"}), Pattern({"胸痛"}),
