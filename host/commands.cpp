@@ -4,6 +4,7 @@
 #include "args.hpp"
 #include "config.hpp"
 #include "engine.hpp"
+#include "locale/catalog.hpp"
 #include "persona/hooks.hpp"
 #include "persona/loader.hpp"
 #include "plugin_loader.hpp"
@@ -68,15 +69,37 @@ std::string join(const std::vector<std::string> &v, const char *sep) {
     return s;
 }
 
-int persona_lint(const std::filesystem::path &dir) {
+// Missing translations: every locale names every persona's title and has every UI string of en.
+void check_locales(const Panel &panel, const std::filesystem::path &locales_dir, std::vector<Diagnostic> &out) {
+    std::vector<std::string> problems;
+    LocaleCatalog cat = LocaleCatalog::load(locales_dir, problems);
+    for (const auto &p : problems) out.push_back({p, 0, 0, p, true});
+    const Locale *en = cat.find("en");
+    for (const auto &tag : cat.tags()) {
+        const Locale *l = cat.find(tag);
+        std::string file = (locales_dir / (tag + ".yaml")).string();
+        std::string missing;
+        for (const auto &p : panel.personas)
+            if (!l->personas.contains(p.id) || !l->personas[p.id].contains("title")) missing += (missing.empty() ? "" : ", ") + p.id;
+        if (!missing.empty()) out.push_back({file, 0, 0, "missing translation: no persona title for " + missing, false});
+        if (en && l != en)
+            for (auto it = en->strings.begin(); it != en->strings.end(); ++it)
+                if (!l->strings.contains(it.key()))
+                    out.push_back({file, 0, 0, "missing translation: strings." + it.key(), false});
+    }
+}
+
+int persona_lint(const std::filesystem::path &dir, const std::filesystem::path &locales_dir) {
     LoadResult r = load_panel(dir, default_load_options());
-    if (r.panel) dry_runs(*r.panel, r.diagnostics);
+    // Deeper checks on whatever loaded, so one broken file does not hide the others' problems.
+    if (r.partial) dry_runs(*r.partial, r.diagnostics);
+    if (r.partial && std::filesystem::is_directory(locales_dir)) check_locales(*r.partial, locales_dir, r.diagnostics);
     size_t warnings = 0, errors = 0;
     for (const auto &d : r.diagnostics) {
         std::printf("%s\n", d.format().c_str());
         (d.error ? errors : warnings) += 1;
     }
-    size_t personas = r.panel ? r.panel->personas.size() : 0;
+    size_t personas = r.partial ? r.partial->personas.size() : 0;
     std::fprintf(stderr, "%zu persona(s), %zu error(s), %zu warning(s)\n", personas, errors, warnings);
     return errors == 0 ? 0 : 1;
 }
@@ -134,9 +157,12 @@ int persona_test(const std::filesystem::path &dir, const std::string &only) {
 int cmd_persona(const std::vector<std::string> &argv) {
     if (argv.empty()) throw UsageError("persona needs a subcommand: lint or test");
     std::string sub = argv[0];
-    Args a = Args::parse({argv.begin() + 1, argv.end()}, {"config", "set", "persona"});
+    Args a = Args::parse({argv.begin() + 1, argv.end()}, {"config", "set", "persona", "locales"});
     auto dir = personas_dir_from(a, a.positional);
-    if (sub == "lint") return persona_lint(dir);
+    // Locales: --locales, else beside the persona folder, else the configured folder.
+    std::filesystem::path locales = a.get("locales").value_or("");
+    if (locales.empty()) locales = std::filesystem::absolute(dir).lexically_normal().parent_path() / "locales";
+    if (sub == "lint") return persona_lint(dir, locales);
     if (sub == "test") return persona_test(dir, a.get("persona").value_or(""));
     throw UsageError("unknown persona subcommand '" + sub + "'");
 }

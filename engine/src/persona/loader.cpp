@@ -527,7 +527,7 @@ LoadResult load_panel(const fs::path &dir, const LoadOptions &options) {
         diags.push_back({coord.string(), 0, 0, "missing: the coordinator decides who answers each turn", true});
     }
 
-    if (result.errors() > 0) return result;
+    const bool failed = result.errors() > 0;
 
     // The routing index.
     panel->index = TextIndex(panel->personas.size());
@@ -555,6 +555,8 @@ LoadResult load_panel(const fs::path &dir, const LoadOptions &options) {
     };
     for (uint32_t i = 0; i < panel->flags.size(); ++i)
         for (const auto &[lang, pattern] : panel->flags[i]->patterns) panel->flag_index.add(&pattern, i, cost);
+    result.partial = panel;
+    if (failed) return result;
     static std::atomic<uint64_t> generation{0};
     panel->generation = ++generation;
     result.panel = panel;

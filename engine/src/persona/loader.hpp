@@ -21,7 +21,8 @@ struct Diagnostic {
 };
 
 struct LoadResult {
-    std::shared_ptr<Panel> panel;  // null when there were errors
+    std::shared_ptr<Panel> panel;    // null when there were errors
+    std::shared_ptr<Panel> partial;  // the personas that did load, indexed (for lint's deeper checks)
     std::vector<Diagnostic> diagnostics;
     bool ok() const { return panel != nullptr; }
     size_t errors() const;
