@@ -197,6 +197,10 @@ void validate_config(const json &tree) {
         check_int(tree, k, 1, 3600000);
     check_int(tree, "connector.max_retries", 0, 10);
     check_int(tree, "connector.max_tokens", 1, 200000);
+    check_int(tree, "connector.retry_after_cap_ms", 0, 600000);
+    check_int(tree, "connector.breaker_failures", 1, 1000);
+    check_int(tree, "connector.breaker_cooldown_ms", 100, 3600000);
+    check_int(tree, "connector.max_concurrent_per_provider", 1, 100000);
     check_int(tree, "auth.access_ttl_s", 1, 86400);
     check_int(tree, "auth.refresh_ttl_s", 60, 31536000);
     check_int(tree, "auth.guest_ttl_s", 60, 31536000);

@@ -82,8 +82,9 @@ Engine::Engine(const json &cfg, EnginePaths paths, Executor &executor, metrics::
         models[m.alias] = m;
     }
     std::map<std::string, std::shared_ptr<ProviderClient>> clients;
-    for (auto &[name, inst] : provider_plugins_) clients[name] = std::make_shared<ProviderClient>(inst, executor_);
     const json &c = cfg.at("connector");
+    for (auto &[name, inst] : provider_plugins_)
+        clients[name] = std::make_shared<ProviderClient>(inst, executor_, c.at("max_concurrent_per_provider").get<int>());
     ConnectorSettings cs;
     cs.connect_timeout = milliseconds(c.at("connect_timeout_ms").get<int64_t>());
     cs.first_token_timeout = milliseconds(c.at("first_token_timeout_ms").get<int64_t>());
@@ -91,6 +92,10 @@ Engine::Engine(const json &cfg, EnginePaths paths, Executor &executor, metrics::
     cs.turn_budget = milliseconds(c.at("turn_budget_ms").get<int64_t>());
     cs.max_retries = c.at("max_retries");
     cs.max_tokens = c.at("max_tokens");
+    cs.retry_after_cap = milliseconds(c.at("retry_after_cap_ms").get<int64_t>());
+    cs.breaker_failures = c.at("breaker_failures");
+    cs.breaker_cooldown = milliseconds(c.at("breaker_cooldown_ms").get<int64_t>());
+    cs.max_concurrent_per_provider = c.at("max_concurrent_per_provider");
     connector_ = std::make_unique<Connector>(executor_, metrics_, cs, models, clients);
 
     ServiceSettings ss;

@@ -20,6 +20,19 @@ milliseconds jitter(milliseconds base) {
 
 // How long after cancel() a provider may take to confirm before the turn ends anyway.
 constexpr milliseconds kCancelGrace{1500};
+// While every eligible provider is at its concurrency limit, look again this often.
+constexpr milliseconds kCapacityPoll{25};
+
+// Failures that say a route is unhealthy (they open its breaker); the others say something about
+// the request (too long, filtered, rejected).
+bool counts_against_route(cs_error_kind k) {
+    switch (k) {
+    case CS_ERR_CONTENT_FILTER:
+    case CS_ERR_CONTEXT_TOO_LONG:
+    case CS_ERR_BAD_REQUEST: return false;
+    default: return true;
+    }
+}
 
 }  // namespace
 
@@ -28,6 +41,13 @@ Connector::Connector(Executor &executor, metrics::Registry &metrics, ConnectorSe
                      std::map<std::string, std::shared_ptr<ProviderClient>> providers)
     : executor_(executor), metrics_(metrics), settings_(settings), models_(std::move(models)),
       providers_(std::move(providers)) {}
+
+CircuitBreaker &Connector::breaker(const ModelInfo &route) {
+    std::lock_guard<std::mutex> lock(breakers_mu_);
+    auto &b = breakers_[route.provider + "/" + route.model];
+    if (!b) b = std::make_unique<CircuitBreaker>(settings_.breaker_failures, settings_.breaker_cooldown);
+    return *b;
+}
 
 const ModelInfo *Connector::model(const std::string &alias) const {
     auto it = models_.find(alias);
@@ -143,8 +163,7 @@ void Turn::start_attempt() {
         finish(end);
         return;
     }
-    while (route_ < routes_.size() && routes_[route_].context_window <= context_floor_ && context_floor_ > 0) ++route_;
-    if (route_ >= routes_.size() || attempts_ > connector_.settings_.max_retries || steady_clock::now() >= deadline_) {
+    if (!pick_route() || attempts_ > connector_.settings_.max_retries || steady_clock::now() >= deadline_) {
         if (steady_clock::now() >= deadline_) last_error_ = "timeout";
         end.stop_reason = "error";
         end.error_code = last_error_;
@@ -152,6 +171,14 @@ void Turn::start_attempt() {
         return;
     }
     const ModelInfo &route = routes_[route_];
+    auto provider = connector_.providers_.at(route.provider);
+    if (!provider->has_capacity()) {
+        // Every stream slot of this provider is taken: wait for one (within the turn budget).
+        connector_.metrics_.counter("provider_queue_waits_total", "Attempts that waited for a free stream slot",
+                                    {{"provider", route.provider}}).add(1);
+        next_attempt(kCapacityPoll);
+        return;
+    }
     ++attempts_;
     ++attempt_id_;
     got_first_token_ = false;
@@ -171,7 +198,6 @@ void Turn::start_attempt() {
         request["max_tokens"] = max_tokens;
     }
     request["timeouts"] = {{"connect_ms", connector_.settings_.connect_timeout.count()}};
-    auto provider = connector_.providers_.at(route.provider);
     auto self = shared_from_this();
     uint64_t id = attempt_id_;
     std::string error;
@@ -184,12 +210,46 @@ void Turn::start_attempt() {
                               error);
     if (!stream_) {
         log::warn("connector", "provider refused the request", {{"provider", route.provider}, {"alias", route.alias}});
+        record(false, true);
         fail_attempt(CS_ERR_BAD_REQUEST, 0, -1);
         return;
     }
     arm_timer(std::min(connector_.settings_.first_token_timeout,
                        connector_.settings_.connect_timeout + connector_.settings_.first_token_timeout),
               "first_token");
+}
+
+bool Turn::pick_route() {
+    auto eligible = [&](size_t r) { return context_floor_ == 0 || routes_[r].context_window > context_floor_; };
+    while (route_ < routes_.size() && !eligible(route_)) ++route_;
+    if (route_ >= routes_.size()) return false;
+    if (same_route_retries_ > 0) return true;  // a retry of the same route was decided already
+    // The first route whose breaker lets traffic through; when all are open, the first anyway
+    // (someone has to probe, and the turn's attempts are bounded).
+    for (size_t r = route_; r < routes_.size(); ++r) {
+        if (!eligible(r)) continue;
+        if (connector_.breaker(routes_[r]).allow()) {
+            if (r != route_) {
+                connector_.metrics_.counter("circuit_skips_total", "Attempts sent past an open circuit",
+                                            {{"provider", routes_[route_].provider}}).add(1);
+                route_ = r;
+            }
+            return true;
+        }
+    }
+    return true;
+}
+
+void Turn::record(bool ok, bool neutral) {
+    if (route_ >= routes_.size()) return;
+    CircuitBreaker &b = connector_.breaker(routes_[route_]);
+    if (neutral) b.neutral();
+    else if (ok) b.success();
+    else if (b.failure()) {
+        log::warn("connector", "circuit opened", {{"provider", routes_[route_].provider}, {"model", routes_[route_].model}});
+        connector_.metrics_.counter("circuit_opened_total", "Times a route's circuit opened",
+                                    {{"provider", routes_[route_].provider}}).add(1);
+    }
 }
 
 void Turn::abandon() {
@@ -243,6 +303,7 @@ void Turn::on_provider_event(uint64_t attempt, const StreamEvent &e) {
         stream_.reset();
         TurnEvent end;
         end.kind = TurnEvent::Kind::end;
+        record(true, cancelled_ || e.stop_reason == CS_STOP_CANCELLED);
         if (cancelled_ || e.stop_reason == CS_STOP_CANCELLED) {
             end.stop_reason = "cancelled";
         } else if (e.stop_reason == CS_STOP_REFUSAL) {
@@ -260,12 +321,14 @@ void Turn::on_provider_event(uint64_t attempt, const StreamEvent &e) {
         disarm_timer();
         stream_.reset();
         if (cancelled_) {
+            record(false, true);
             TurnEvent end;
             end.kind = TurnEvent::Kind::end;
             end.stop_reason = "cancelled";
             finish(end);
             return;
         }
+        record(false, !counts_against_route(e.error_kind));
         fail_attempt(e.error_kind, e.http_status, e.retry_after_ms);
         return;
     }
@@ -275,6 +338,8 @@ void Turn::on_timeout(uint64_t attempt, const char *which) {
     if (attempt != attempt_id_ || done_ || !stream_) return;
     // Abandon the attempt: its late events are ignored by attempt id.
     abandon();
+    if (std::string(which) != "turn_budget") record(false);
+    else record(false, true);
     std::string what = which;
     log::warn("connector", "attempt timed out", {{"provider", routes_[route_].provider}, {"which", what}});
     if (what == "turn_budget") {

@@ -6,6 +6,7 @@
 // cut-off answer is never presented as complete.
 #pragma once
 
+#include "connector/breaker.hpp"
 #include "connector/provider_client.hpp"
 #include "exec/executor.hpp"
 #include "util/metrics.hpp"
@@ -40,6 +41,9 @@ struct ConnectorSettings {
     int max_retries = 2;
     int max_tokens = 1024;
     std::chrono::milliseconds retry_after_cap{2000};
+    int breaker_failures = 5;                           // failures in a row that open a route's breaker
+    std::chrono::milliseconds breaker_cooldown{10000};  // before the first probe
+    int max_concurrent_per_provider = 64;               // streams at once per provider instance
 };
 
 // What the consultation sees of a turn's stream, on its strand, in order.
@@ -86,6 +90,9 @@ private:
     void arm_timer(std::chrono::milliseconds d, const char *which);
     void disarm_timer();
     void abandon();
+    // Picks the route for the next attempt (breakers), or returns false when none is eligible.
+    bool pick_route();
+    void record(bool ok, bool neutral = false);
 
     Connector &connector_;
     std::shared_ptr<Strand> strand_;
@@ -123,9 +130,12 @@ public:
     const ConnectorSettings &settings() const { return settings_; }
     const std::map<std::string, ModelInfo> &models() const { return models_; }
     const ModelInfo *model(const std::string &alias) const;
+    CircuitBreaker &breaker(const ModelInfo &route);
 
 private:
     friend class Turn;
+    std::mutex breakers_mu_;
+    std::map<std::string, std::unique_ptr<CircuitBreaker>> breakers_;
     Executor &executor_;
     metrics::Registry &metrics_;
     ConnectorSettings settings_;

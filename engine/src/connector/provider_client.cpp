@@ -42,8 +42,8 @@ struct ProviderStream::SinkCtx {
     std::weak_ptr<ProviderStream> stream;
 };
 
-ProviderClient::ProviderClient(std::shared_ptr<PluginInstance> instance, Executor &executor)
-    : instance_(std::move(instance)), executor_(executor) {}
+ProviderClient::ProviderClient(std::shared_ptr<PluginInstance> instance, Executor &executor, int max_concurrent)
+    : instance_(std::move(instance)), executor_(executor), max_concurrent_(max_concurrent) {}
 
 std::shared_ptr<ProviderStream> ProviderClient::start(const std::string &request_json,
                                                       std::function<void(const StreamEvent &)> on_event,
@@ -51,7 +51,12 @@ std::shared_ptr<ProviderStream> ProviderClient::start(const std::string &request
     auto s = std::shared_ptr<ProviderStream>(new ProviderStream());
     s->instance_ = instance_;
     s->executor_ = &executor_;
-    s->callback_ = std::move(on_event);
+    // Counts the stream in flight until its terminal event.
+    ++in_flight_;
+    s->callback_ = [this, cb = std::move(on_event)](const StreamEvent &e) {
+        if (e.type == CS_EV_END || e.type == CS_EV_ERROR) --in_flight_;
+        cb(e);
+    };
     s->sink_ctx_ = std::make_unique<ProviderStream::SinkCtx>();
     s->sink_ctx_->stream = s;
     s->sink_ = cs_stream_sink{sizeof(cs_stream_sink), s->sink_ctx_.get(), &ProviderStream::on_event};
@@ -64,6 +69,7 @@ std::shared_ptr<ProviderStream> ProviderClient::start(const std::string &request
     if (st != CS_OK) {
         error = err.message[0] ? err.message : "the provider refused the request";
         s->terminal_ = true;  // nothing to release
+        --in_flight_;
         return nullptr;
     }
     s->stream_ = handle;

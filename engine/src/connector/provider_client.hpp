@@ -29,8 +29,11 @@ class ProviderStream;
 
 class ProviderClient {
 public:
-    ProviderClient(std::shared_ptr<PluginInstance> instance, Executor &executor);
+    ProviderClient(std::shared_ptr<PluginInstance> instance, Executor &executor, int max_concurrent = 64);
     const std::string &name() const { return instance_->name(); }
+    // Streams in flight now, and whether one more may start.
+    int in_flight() const { return in_flight_.load(); }
+    bool has_capacity() const { return in_flight_.load() < max_concurrent_; }
 
     // Starts a stream. on_event runs on the plugin's threads, one event at a time, and must not
     // block; after the terminal event it is never called again. Returns null and sets error
@@ -42,6 +45,8 @@ private:
     friend class ProviderStream;
     std::shared_ptr<PluginInstance> instance_;
     Executor &executor_;
+    int max_concurrent_;
+    std::atomic<int> in_flight_{0};
 };
 
 class ProviderStream : public std::enable_shared_from_this<ProviderStream> {

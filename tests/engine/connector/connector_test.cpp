@@ -170,12 +170,19 @@ protected:
         settings_.retry_after_cap = 500ms;
     }
     void TearDown() override {
+        // Abandoned attempts (cancelled silent or stalled streams) end on the plugin's threads:
+        // wait for them before the pool goes, as the host does before it stops.
+        auto until = std::chrono::steady_clock::now() + 5s;
+        for (auto &[name, p] : providers_)
+            while (p->in_flight() > 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+        std::this_thread::sleep_for(20ms);  // their release tasks
         connector_.reset();
         pool_->stop();
         g_scripts = nullptr;
     }
     std::shared_ptr<Turn> run(std::vector<std::string> aliases, Collected &out, bool vision = false) {
-        connector_ = std::make_unique<Connector>(*pool_, metrics_, settings_, models_, providers_);
+        // One connector for the whole test, as in the host: its circuit breakers persist.
+        if (!connector_) connector_ = std::make_unique<Connector>(*pool_, metrics_, settings_, models_, providers_);
         strand_ = Strand::make(*pool_);
         TurnRequest req;
         req.aliases = std::move(aliases);
@@ -370,6 +377,35 @@ TEST_F(ConnectorTest, CancelEndsPromptly) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s) << "ends on cancel, not after the 100000 tokens";
 }
 
+TEST_F(ConnectorTest, APrimaryThatKeepsFailingIsSkippedUntilItRecovers) {
+    settings_.breaker_failures = 2;
+    settings_.breaker_cooldown = 1500ms;
+    Script down;
+    down.kind = Script::failing;
+    down.error = CS_ERR_SERVER;
+    script("model-a", {down});
+    for (int i = 0; i < 2; ++i) {  // two turns: the primary fails twice (with its retry) and opens
+        Collected out;
+        run({"a", "c"}, out);
+        EXPECT_EQ(out.end().model, "model-c");
+    }
+    size_t before = asked().size();
+    Collected skipped;
+    run({"a", "c"}, skipped);
+    EXPECT_EQ(skipped.end().model, "model-c");
+    EXPECT_EQ(asked().size(), before + 1) << "the open primary is not asked at all";
+    EXPECT_EQ(asked().back(), "model-c");
+    // It recovers; after the cooldown a probe goes to it and closes the circuit.
+    script("model-a", {Script{}});
+    std::this_thread::sleep_for(1600ms);
+    Collected probe;
+    run({"a", "c"}, probe);
+    EXPECT_EQ(probe.end().model, "model-a");
+    Collected again;
+    run({"a", "c"}, again);
+    EXPECT_EQ(again.end().model, "model-a");
+}
+
 TEST_F(ConnectorTest, TurnBudgetBoundsEverything) {
     settings_.turn_budget = 250ms;
     settings_.first_token_timeout = 10s;
@@ -383,6 +419,47 @@ TEST_F(ConnectorTest, TurnBudgetBoundsEverything) {
     EXPECT_EQ(end.stop_reason, "error");
     EXPECT_EQ(end.error_code, "timeout");
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+}
+
+}  // namespace
+}  // namespace consilium
+
+namespace consilium {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(CircuitBreaker, OpensAfterFailuresProbesAndCloses) {
+    CircuitBreaker b(3, 1000ms);
+    auto t0 = CircuitBreaker::Clock::now();
+    EXPECT_TRUE(b.allow(t0));
+    EXPECT_FALSE(b.failure(t0));
+    EXPECT_FALSE(b.failure(t0));
+    EXPECT_TRUE(b.failure(t0)) << "the third failure in a row opens it";
+    EXPECT_EQ(b.state(), CircuitBreaker::State::open);
+    EXPECT_FALSE(b.allow(t0 + 500ms));
+    EXPECT_TRUE(b.allow(t0 + 1000ms)) << "one probe after the cooldown";
+    EXPECT_FALSE(b.allow(t0 + 1001ms)) << "only one probe at a time";
+    EXPECT_TRUE(b.failure(t0 + 1100ms)) << "a failed probe opens it again";
+    EXPECT_FALSE(b.allow(t0 + 2500ms)) << "for twice the cooldown";
+    EXPECT_TRUE(b.allow(t0 + 3200ms));
+    b.success();
+    EXPECT_EQ(b.state(), CircuitBreaker::State::closed);
+    EXPECT_TRUE(b.allow(t0 + 3200ms));
+    b.failure(t0);
+    b.success();
+    b.failure(t0);
+    b.failure(t0);
+    EXPECT_EQ(b.state(), CircuitBreaker::State::closed) << "a success resets the count";
+}
+
+TEST(CircuitBreaker, ACancelledProbeFreesTheSlot) {
+    CircuitBreaker b(1, 10ms);
+    auto t0 = CircuitBreaker::Clock::now();
+    b.failure(t0);
+    EXPECT_TRUE(b.allow(t0 + 20ms));
+    b.neutral();
+    EXPECT_TRUE(b.allow(t0 + 21ms));
 }
 
 }  // namespace
