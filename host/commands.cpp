@@ -31,8 +31,9 @@ std::filesystem::path personas_dir_from(const Args &a, const std::vector<std::st
 }  // namespace
 
 int cmd_plugin(const std::vector<std::string> &argv) {
-    if (argv.empty()) throw UsageError("plugin needs a subcommand: list");
+    if (argv.empty()) throw UsageError("plugin needs a subcommand: list or check");
     std::string sub = argv[0];
+    if (sub == "check") return cmd_plugin_check({argv.begin() + 1, argv.end()});
     Args a = Args::parse({argv.begin() + 1, argv.end()}, {"config", "set", "listen", "data-dir"});
     if (sub != "list") throw UsageError("unknown plugin subcommand '" + sub + "'");
     Config cfg = load_config(config_sources(a));

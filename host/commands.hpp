@@ -12,5 +12,6 @@ int cmd_persona(const std::vector<std::string> &args);
 int cmd_route(const std::vector<std::string> &args);
 int cmd_chat(const std::vector<std::string> &args);
 int cmd_account(const std::vector<std::string> &args);
+int cmd_plugin_check(const std::vector<std::string> &args);
 
 }  // namespace consilium::host

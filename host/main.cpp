@@ -26,6 +26,8 @@ const char kUsage[] =
     "  account create --role patient|author|operator [--data-dir DIR]\n"
     "                      make an account and print its access token (for the admin endpoints)\n"
     "  plugin list         the plugins this host finds, with their ABI and build\n"
+    "  plugin check LIBRARY [--options JSON] [--model ID]\n"
+    "                      the conformance kit: runs the provider contract against a plugin\n"
     "  version             print the version\n"
     "\n"
     "docs: docs/configuration.md, docs/protocol.md, docs/plugins.md\n";

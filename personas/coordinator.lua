@@ -81,7 +81,7 @@ function route(turn)
   local flags = consilium.red_flags(turn.text)
   -- A short follow-up may complete a warning sign the previous message began ("it came on 20 min
   -- ago and now it's in my jaw"): flags that match the two together, but not the previous alone.
-  if turn.previous ~= "" then
+  if turn.previous and turn.previous ~= "" then
     local seen = {}
     for _, f in ipairs(flags) do seen[f.id] = true end
     for _, f in ipairs(consilium.red_flags(turn.previous)) do seen[f.id] = true end

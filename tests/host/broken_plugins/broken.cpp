@@ -3,9 +3,36 @@
 
 namespace {
 
-cs_status stream_start(void *, cs_str, const cs_stream_sink *, cs_stream **, cs_error *err) {
+#include <stdexcept>
+
+cs_status stream_start(void *, cs_str, const cs_stream_sink *sink, cs_stream **out, cs_error *err) {
+#if defined(BROKEN_DOUBLE_END)
+    // Breaks "exactly one terminal event": ends the stream twice.
+    static int handle;
+    cs_stream_event e{};
+    e.struct_size = sizeof e;
+    e.type = CS_EV_TEXT;
+    e.text = {"hi", 2};
+    sink->on_event(sink->ctx, &e);
+    e.type = CS_EV_END;
+    e.stop_reason = CS_STOP_END_TURN;
+    sink->on_event(sink->ctx, &e);
+    sink->on_event(sink->ctx, &e);
+    *out = reinterpret_cast<cs_stream *>(&handle);
+    (void)err;
+    return CS_OK;
+#elif defined(BROKEN_THROWS)
+    // Breaks "no exception crosses the boundary".
+    (void)sink;
+    (void)out;
+    (void)err;
+    throw std::runtime_error("an exception escaping the plugin");
+#else
+    (void)sink;
+    (void)out;
     consilium::sdk::set_error(err, "broken plugin");
     return CS_E_UNSUPPORTED;
+#endif
 }
 void stream_cancel(void *, cs_stream *) {}
 void stream_release(void *, cs_stream *) {}
