@@ -206,6 +206,8 @@ json Engine::consultation_json(const ConsultationRecord &c, bool with_messages) 
         if (meta.is_object() && m.role == "specialist") {
             item["stop_reason"] = meta.value("stop_reason", "");
             item["model"] = meta.value("model", "");
+            item["usage"] = meta.value("usage", json::object());
+            item["attempts"] = meta.value("attempts", 0);
         }
         messages.push_back(item);
     }

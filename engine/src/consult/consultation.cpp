@@ -452,7 +452,8 @@ void Consultation::end_turn(const TurnEvent &e) {
     Batch batch;
     MessageRecord m{record_.id, seq, std::nullopt, "specialist", a.persona->id, seal("message", seq, dump(body)), dump(meta), now_ms()};
     Store::message_insert(batch, m, record_.account_id);
-    emit(end, false, std::move(batch));
+    // Durable: once a client sees stream_end, the answer is in the consultation's history.
+    emit(end, true, std::move(batch));
     if (!answer.empty()) history_.push_back({"specialist", answer});
 
     svc_.unregister_stream(a.stream_id);
