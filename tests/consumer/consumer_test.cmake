@@ -1,0 +1,31 @@
+# Run by ctest: install -> configure and build the echo plugin against the installed package ->
+# `consilium plugin check` -> the host lists and loads it.
+file(REMOVE_RECURSE ${WORK_DIR})
+file(MAKE_DIRECTORY ${WORK_DIR})
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+  set(LAST_OUTPUT "${out}" PARENT_SCOPE)
+endfunction()
+
+run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/prefix)
+set(flags "")
+if(SANITIZE)
+  set(flags "-fsanitize=${SANITIZE}")
+endif()
+run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer/echo-plugin -B ${WORK_DIR}/build -G ${GENERATOR}
+    -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS=${flags}"
+    "-DCMAKE_MODULE_LINKER_FLAGS=${flags}")
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
+set(lib ${WORK_DIR}/build/plugins/provider_echo.so)
+if(NOT EXISTS ${lib})
+  message(FATAL_ERROR "the plugin was not built at ${lib}")
+endif()
+run(${HOST} plugin check ${lib} --options "{\"prefix\": \"echo: \"}")
+message(STATUS "${LAST_OUTPUT}")
+run(${HOST} plugin list --set "paths.plugins=[${WORK_DIR}/build/plugins]")
+if(NOT LAST_OUTPUT MATCHES "provider +echo")
+  message(FATAL_ERROR "the host does not list the echo plugin:\n${LAST_OUTPUT}")
+endif()
