@@ -3,6 +3,8 @@
 #include "commands.hpp"
 #include "config.hpp"
 
+#include <consilium/abi.h>
+
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -50,7 +52,7 @@ int main(int argc, char **argv) {
         if (cmd == "chat") return consilium::host::cmd_chat(rest);
         if (cmd == "account") return consilium::host::cmd_account(rest);
         if (cmd == "version" || cmd == "--version") {
-            std::printf("consilium %s (plugin ABI %d.%d)\n", CONSILIUM_VERSION, 1, 0);
+            std::printf("consilium %s (plugin ABI %d.%d)\n", CONSILIUM_VERSION, CS_ABI_MAJOR, CS_ABI_MINOR);
             return 0;
         }
         std::fprintf(stderr, "consilium: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define CS_ABI_MAJOR 1
-#define CS_ABI_MINOR 0
+#define CS_ABI_MINOR 1
 
 /* The Boost.DLL alias every plugin exports; see CONSILIUM_PLUGIN in sdk.hpp. */
 #define CS_PLUGIN_ENTRY_NAME "consilium_plugin_entry_v1"
@@ -268,6 +268,21 @@ typedef struct cs_stream_sink {
     void (*on_event)(void *ctx, const cs_stream_event *event);
 } cs_stream_sink;
 
+/* Receives a JSON document written by a plugin (borrowed for the call). */
+typedef void (*cs_json_out_fn)(void *ctx, cs_str json);
+
+typedef struct cs_relay cs_relay; /* a voice relay, owned by the plugin */
+
+/* How a voice relay hands frames back (ABI 1.1).
+ * LIFETIME: ctx stays valid until on_close has been delivered; exactly one on_close ends every
+ * opened relay, and nothing follows it. Calls come one at a time, from any thread. */
+typedef struct cs_relay_sink {
+    uint32_t struct_size;
+    void *ctx;
+    void (*on_frame)(void *ctx, cs_str frame);  /* one JSON text frame from the provider */
+    void (*on_close)(void *ctx, int code, cs_str reason);
+} cs_relay_sink;
+
 typedef struct cs_provider_vtable {
     uint32_t struct_size;
     /* Starts one streamed completion. request_json is the model request documented in
@@ -280,7 +295,31 @@ typedef struct cs_provider_vtable {
     void (*stream_cancel)(void *instance, cs_stream *stream);
     /* Frees the stream. Called once by the host, after the terminal event has been delivered. */
     void (*stream_release)(void *instance, cs_stream *stream);
+
+    /* ---- ABI 1.1: realtime voice. A plugin without voice returns CS_E_UNSUPPORTED. ---------
+     * request_json (both calls): {"model", "instructions", "voice", "turn_detection": {...},
+     * "input_audio_transcription": {...}, "expires_after_s"} (docs/plugins.md, "Voice"). */
+
+    /* Mints a short-lived credential with which a browser opens the realtime session itself
+     * (WebRTC). On CS_OK, respond has been called exactly once, before returning, with
+     * {"client_secret", "expires_at", "model", "voice", "webrtc_url"}. */
+    cs_status (*voice_session)(void *instance, cs_str request_json, cs_json_out_fn respond, void *respond_ctx,
+                               cs_error *err);
+    /* Opens a server-side relay to the realtime service (a WebSocket there); JSON text frames
+     * both ways. On CS_OK, frames and exactly one on_close follow on the sink. */
+    cs_status (*relay_open)(void *instance, cs_str request_json, const cs_relay_sink *sink,
+                            cs_relay **relay_plugin_ptr, cs_error *err);
+    /* Sends one client frame upstream; from any thread; dropped once the relay is closing. */
+    void (*relay_send)(void *instance, cs_relay *relay, cs_str frame);
+    /* Begins closing; on_close follows (if it has not come already). Idempotent. */
+    void (*relay_close)(void *instance, cs_relay *relay);
+    /* Frees the relay. Called once by the host, after on_close was delivered, never from
+     * inside a sink callback. */
+    void (*relay_release)(void *instance, cs_relay *relay);
 } cs_provider_vtable;
+
+/* The size of the 1.0 provider table: older plugins provide only this much. */
+#define CS_PROVIDER_VTABLE_SIZE_1_0 offsetof(cs_provider_vtable, voice_session)
 
 /* ---------------------------------------------------------------------------------------------
  * Transport plugins: accept clients and hand them to the front API.

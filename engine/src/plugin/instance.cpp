@@ -27,7 +27,7 @@ std::string check_descriptor(const cs_plugin_descriptor *d) {
         return "its descriptor lacks create, destroy or the function table";
     // The kind's table must be at least as large as this ABI's.
     uint32_t vsize = *static_cast<const uint32_t *>(d->vtable);
-    size_t need = d->kind == CS_PLUGIN_PROVIDER    ? sizeof(cs_provider_vtable)
+    size_t need = d->kind == CS_PLUGIN_PROVIDER    ? CS_PROVIDER_VTABLE_SIZE_1_0
                   : d->kind == CS_PLUGIN_TRANSPORT ? sizeof(cs_transport_vtable)
                                                    : sizeof(cs_storage_vtable);
     if (vsize < need)

@@ -52,9 +52,12 @@ cs_status create(const cs_host_api *, cs_str, cs_str, void **out, cs_error *err)
 void destroy(void *) {}
 
 #ifdef BROKEN_SMALL_VTABLE
-const cs_provider_vtable vtable{sizeof(uint32_t) * 2, &stream_start, &stream_cancel, &stream_release};
+const cs_provider_vtable vtable{sizeof(uint32_t) * 2, &stream_start, &stream_cancel, &stream_release,
+                                nullptr, nullptr, nullptr, nullptr, nullptr};
 #else
-const cs_provider_vtable vtable{sizeof(cs_provider_vtable), &stream_start, &stream_cancel, &stream_release};
+// A table of the 1.0 size: the voice entries (1.1) are absent, which the host must respect.
+const cs_provider_vtable vtable{CS_PROVIDER_VTABLE_SIZE_1_0, &stream_start, &stream_cancel, &stream_release,
+                                nullptr, nullptr, nullptr, nullptr, nullptr};
 #endif
 
 #if defined(BROKEN_WRONG_MAJOR)

@@ -100,12 +100,57 @@ public:
     virtual void cancel() = 0;
 };
 
+// The sending side of a voice relay: frames from the provider, then exactly one close.
+class RelaySink {
+public:
+    RelaySink() = default;
+    explicit RelaySink(const cs_relay_sink *sink) : state_(std::make_shared<State>()) { state_->sink = *sink; }
+    void frame(std::string_view text) const {
+        std::lock_guard<std::mutex> lock(state_->mu);
+        if (state_->closed) return;
+        state_->sink.on_frame(state_->sink.ctx, to_cs(text));
+    }
+    void close(int code, std::string_view reason) const {
+        std::lock_guard<std::mutex> lock(state_->mu);
+        if (state_->closed) return;
+        state_->closed = true;
+        state_->sink.on_close(state_->sink.ctx, code, to_cs(reason));
+    }
+    bool closed() const {
+        std::lock_guard<std::mutex> lock(state_->mu);
+        return state_->closed;
+    }
+
+private:
+    struct State {
+        cs_relay_sink sink{};
+        std::mutex mu;
+        bool closed = false;
+    };
+    std::shared_ptr<State> state_;
+};
+
+// One open voice relay. send() and close() may be called from any thread.
+class Relay {
+public:
+    virtual ~Relay() = default;
+    virtual void send(std::string_view frame) = 0;
+    virtual void close() = 0;
+};
+
 class Provider {
 public:
     virtual ~Provider() = default;
     // Starts a stream for `request` (the model request of docs/plugins.md). Throw sdk::Error to
     // refuse it before any event; once a Stream is returned, the sink gets exactly one end.
     virtual std::unique_ptr<Stream> start(const json &request, StreamSink sink) = 0;
+    // Voice (ABI 1.1): override when the provider has a realtime voice service.
+    virtual json voice_session(const json &) {
+        throw Error(CS_E_UNSUPPORTED, "this provider has no realtime voice");
+    }
+    virtual std::unique_ptr<Relay> open_relay(const json &, RelaySink) {
+        throw Error(CS_E_UNSUPPORTED, "this provider has no realtime voice");
+    }
 };
 
 // The C thunks for a Provider subclass T constructible as T(Host, std::string path, json options)
@@ -152,8 +197,45 @@ struct ProviderThunks {
         guard_void(inst->host.api(), [&] { delete reinterpret_cast<Stream *>(stream); });
     }
 
-    static constexpr cs_provider_vtable vtable{sizeof(cs_provider_vtable), &stream_start,
-                                               &stream_cancel, &stream_release};
+    static cs_status voice_session(void *instance, cs_str request_json, cs_json_out_fn respond, void *ctx,
+                                   cs_error *err) {
+        auto *inst = static_cast<Instance *>(instance);
+        return guard(err, [&] {
+            json request = json::parse(to_sv(request_json), nullptr, false);
+            if (request.is_discarded() || !request.is_object())
+                throw Error(CS_E_INVALID, "voice request is not a JSON object");
+            std::string out = inst->impl->voice_session(request).dump();
+            respond(ctx, to_cs(out));
+        });
+    }
+    static cs_status relay_open(void *instance, cs_str request_json, const cs_relay_sink *sink, cs_relay **out,
+                                cs_error *err) {
+        auto *inst = static_cast<Instance *>(instance);
+        return guard(err, [&] {
+            json request = json::parse(to_sv(request_json), nullptr, false);
+            if (request.is_discarded() || !request.is_object())
+                throw Error(CS_E_INVALID, "relay request is not a JSON object");
+            std::unique_ptr<Relay> r = inst->impl->open_relay(request, RelaySink(sink));
+            if (!r) throw Error(CS_E_INTERNAL, "provider returned no relay");
+            *out = reinterpret_cast<cs_relay *>(r.release());
+        });
+    }
+    static void relay_send(void *instance, cs_relay *relay, cs_str frame) {
+        auto *inst = static_cast<Instance *>(instance);
+        guard_void(inst->host.api(), [&] { reinterpret_cast<Relay *>(relay)->send(to_sv(frame)); });
+    }
+    static void relay_close(void *instance, cs_relay *relay) {
+        auto *inst = static_cast<Instance *>(instance);
+        guard_void(inst->host.api(), [&] { reinterpret_cast<Relay *>(relay)->close(); });
+    }
+    static void relay_release(void *instance, cs_relay *relay) {
+        auto *inst = static_cast<Instance *>(instance);
+        guard_void(inst->host.api(), [&] { delete reinterpret_cast<Relay *>(relay); });
+    }
+
+    static constexpr cs_provider_vtable vtable{sizeof(cs_provider_vtable), &stream_start, &stream_cancel,
+                                               &stream_release,             &voice_session, &relay_open,
+                                               &relay_send,                 &relay_close,   &relay_release};
 };
 
 }  // namespace consilium::sdk
