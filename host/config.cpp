@@ -191,6 +191,11 @@ void validate_config(const json &tree) {
         }
     }
     if (tree["routing"]["default"].empty()) fail("routing.default", "at least one model alias is required");
+    const json &vm = tree["voice"]["model"];
+    if (!vm.is_string()) fail("voice.model", "expected a model alias (or \"\" to turn voice off)");
+    if (!vm.get<std::string>().empty() && !models.contains(vm.get<std::string>()))
+        fail("voice.model", "names '" + vm.get<std::string>() + "', which is not a model alias under models");
+    check_int(tree, "voice.expires_after_s", 10, 7200);
 
     for (const char *k : {"connector.connect_timeout_ms", "connector.first_token_timeout_ms",
                           "connector.idle_timeout_ms", "connector.turn_budget_ms"})

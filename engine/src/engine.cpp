@@ -81,10 +81,9 @@ Engine::Engine(const json &cfg, EnginePaths paths, Executor &executor, metrics::
         m.max_output_tokens = it->value("max_output_tokens", int64_t{0});
         models[m.alias] = m;
     }
-    std::map<std::string, std::shared_ptr<ProviderClient>> clients;
     const json &c = cfg.at("connector");
     for (auto &[name, inst] : provider_plugins_)
-        clients[name] = std::make_shared<ProviderClient>(inst, executor_, c.at("max_concurrent_per_provider").get<int>());
+        clients_[name] = std::make_shared<ProviderClient>(inst, executor_, c.at("max_concurrent_per_provider").get<int>());
     ConnectorSettings cs;
     cs.connect_timeout = milliseconds(c.at("connect_timeout_ms").get<int64_t>());
     cs.first_token_timeout = milliseconds(c.at("first_token_timeout_ms").get<int64_t>());
@@ -96,7 +95,7 @@ Engine::Engine(const json &cfg, EnginePaths paths, Executor &executor, metrics::
     cs.breaker_failures = c.at("breaker_failures");
     cs.breaker_cooldown = milliseconds(c.at("breaker_cooldown_ms").get<int64_t>());
     cs.max_concurrent_per_provider = c.at("max_concurrent_per_provider");
-    connector_ = std::make_unique<Connector>(executor_, metrics_, cs, models, clients);
+    connector_ = std::make_unique<Connector>(executor_, metrics_, cs, models, clients_);
 
     ServiceSettings ss;
     ss.history_turns = chat.at("history_turns").get<size_t>();
@@ -113,6 +112,12 @@ Engine::Engine(const json &cfg, EnginePaths paths, Executor &executor, metrics::
     as.refresh_ttl_s = auth.at("refresh_ttl_s");
     as.guest_ttl_s = auth.at("guest_ttl_s");
     accounts_ = std::make_unique<Accounts>(*store_, *sealer_, *signer_, as);
+    const json &v = cfg.at("voice");
+    VoiceSettings vs;
+    vs.model_alias = v.at("model");
+    vs.expires_after_s = v.at("expires_after_s");
+    vs.transcription_model = v.at("transcription_model");
+    voice_ = std::make_unique<VoiceService>(*this, vs);
     http_ = std::make_unique<HttpApi>(*this);
     schedule_sweep();
 }

@@ -18,6 +18,7 @@
 #include "plugin/instance.hpp"
 #include "storage/store.hpp"
 #include "util/metrics.hpp"
+#include "voice/voice.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -59,6 +60,11 @@ public:
     ConsultationService &service() { return *service_; }
     HttpApi &http_api() { return *http_; }
     Connector &connector() { return *connector_; }
+    VoiceService &voice() { return *voice_; }
+    std::shared_ptr<ProviderClient> provider_client(const std::string &name) const {
+        auto it = clients_.find(name);
+        return it == clients_.end() ? nullptr : it->second;
+    }
     const ChatSettings &chat_settings() const { return chat_settings_; }
     std::shared_ptr<const Panel> panel() const;
     std::shared_ptr<const LocaleCatalog> locales() const;
@@ -87,7 +93,9 @@ private:
     std::unique_ptr<Sealer> sealer_;
     std::unique_ptr<TokenSigner> signer_;
     std::unique_ptr<Store> store_;
+    std::map<std::string, std::shared_ptr<ProviderClient>> clients_;
     std::unique_ptr<Connector> connector_;
+    std::unique_ptr<VoiceService> voice_;
     std::unique_ptr<ConsultationService> service_;
     std::unique_ptr<Accounts> accounts_;
     std::unique_ptr<HttpApi> http_;

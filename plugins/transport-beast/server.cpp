@@ -3,7 +3,8 @@
 // owned by shared_from_this with do_x/on_x pairs and one fail(), limits and timeouts set before
 // every read. Requests go to the engine through cs_front_api::http(); the engine's answer comes
 // back from any thread and is posted to the session's strand. Static files are served here, and
-// a WebSocket upgrade to /v1/chat is handed to websocket_session.cpp.
+// a WebSocket upgrade to /v1/chat (the chat channel) or /v1/voice/relay (a voice relay) is handed
+// to websocket_session.cpp; the engine tells them apart by the target it gets in chat_open.
 #include "core.hpp"
 #include "server.hpp"
 
@@ -410,7 +411,7 @@ void HttpSession::handle_request() {
     std::string_view path = target_path(req.target());
 
     if (beast::websocket::is_upgrade(req)) {
-        if (path == "/v1/chat") {
+        if (path == "/v1/chat" || path == "/v1/voice/relay") {
             if (stopping_) {
                 return send_error(http::status::service_unavailable, "shutting_down",
                                   "the server is shutting down", version_, false);

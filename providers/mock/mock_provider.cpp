@@ -152,6 +152,74 @@ private:
     std::shared_ptr<MockStream> s_;
 };
 
+// A voice relay that behaves like the realtime service enough to exercise the engine: it answers
+// session.update, and each committed input (text or audio) with a transcript of the patient's
+// turn and a spoken answer's transcript, in the GA event shapes.
+class MockRelay : public consilium::sdk::Relay, public std::enable_shared_from_this<MockRelay> {
+public:
+    MockRelay(Host host, consilium::sdk::RelaySink sink, json request)
+        : host_(host), sink_(std::move(sink)), request_(std::move(request)) {}
+
+    void begin() {
+        emit({{"type", "session.created"},
+              {"session", {{"type", "realtime"}, {"model", request_.value("model", "mock-realtime")},
+                           {"instructions", ""}}}});
+    }
+    void send(std::string_view frame) override {
+        json f = json::parse(frame, nullptr, false);
+        if (!f.is_object()) {
+            emit({{"type", "error"}, {"error", {{"type", "invalid_request_error"}, {"message", "not JSON"}}}});
+            return;
+        }
+        std::string type = f.value("type", "");
+        if (type == "session.update") {
+            emit({{"type", "session.updated"}, {"session", f.value("session", json::object())}});
+        } else if ((type == "conversation.item.create" && f.contains("item") && f["item"].value("role", "") == "user") ||
+                   type == "input_audio_buffer.commit") {
+            // Only the patient's input is transcribed and answered (system items are context).
+            std::string text = "(spoken words)";
+            if (f.contains("item") && f["item"].contains("content"))
+                for (const auto &c : f["item"]["content"])
+                    if (c.value("type", "") == "input_text") text = c.value("text", text);
+            std::string item = "item_" + std::to_string(++items_);
+            emit({{"type", "conversation.item.input_audio_transcription.completed"}, {"item_id", item},
+                  {"content_index", 0}, {"transcript", text}});
+            std::string answer = "Thank you. I understand. Could you tell me when this started?";
+            std::string out = "item_" + std::to_string(++items_);
+            emit({{"type", "response.created"}, {"response", {{"id", "resp_" + out}}}});
+            emit({{"type", "response.output_audio_transcript.delta"}, {"item_id", out}, {"delta", answer}});
+            emit({{"type", "response.output_audio_transcript.done"}, {"item_id", out}, {"transcript", answer}});
+            emit({{"type", "response.done"}, {"response", {{"id", "resp_" + out}, {"status", "completed"}}}});
+        }
+    }
+    void close() override {
+        auto self = shared_from_this();
+        host_.post([self] { self->sink_.close(1000, "closed"); });
+    }
+
+private:
+    void emit(json event) {
+        auto self = shared_from_this();
+        std::string text = event.dump();
+        host_.post([self, text] { self->sink_.frame(text); });
+    }
+
+    Host host_;
+    consilium::sdk::RelaySink sink_;
+    json request_;
+    int items_ = 0;
+};
+
+class RelayHandle : public consilium::sdk::Relay {
+public:
+    explicit RelayHandle(std::shared_ptr<MockRelay> r) : r_(std::move(r)) {}
+    void send(std::string_view frame) override { r_->send(frame); }
+    void close() override { r_->close(); }
+
+private:
+    std::shared_ptr<MockRelay> r_;
+};
+
 class MockProvider : public consilium::sdk::Provider {
 public:
     static json defaults() {
@@ -226,6 +294,21 @@ public:
         auto s = std::make_shared<MockStream>(host_, std::move(sink), std::move(tokens), b, opts_, input_tokens);
         s->begin(model);
         return std::make_unique<StreamHandle>(s);
+    }
+
+    json voice_session(const json &request) override {
+        uint64_t n = counter_.fetch_add(1);
+        return {{"client_secret", "mock_ek_" + std::to_string(fnv1a(request.dump()) ^ n)},
+                {"expires_at", host_.now_unix_ms() / 1000 + request.value("expires_after_s", 600)},
+                {"model", request.value("model", "mock-realtime")},
+                {"voice", request.value("voice", "alloy")},
+                {"webrtc_url", "mock://realtime/calls"}};
+    }
+
+    std::unique_ptr<consilium::sdk::Relay> open_relay(const json &request, consilium::sdk::RelaySink sink) override {
+        auto r = std::make_shared<MockRelay>(host_, std::move(sink), request);
+        r->begin();
+        return std::make_unique<RelayHandle>(r);
     }
 
 private:

@@ -31,19 +31,28 @@ struct ChatSettings {
     size_t max_attachment_bytes = 5 * 1024 * 1024;
 };
 
-class ChatSession : public Subscriber, public std::enable_shared_from_this<ChatSession> {
+// What the front API drives for one connection: the chat channel, or a voice relay.
+class FrontSession {
+public:
+    virtual ~FrontSession() = default;
+    // Starts: authenticates with the upgrade's bearer token if any, else arms the auth timeout.
+    virtual void open(const std::string &bearer_token) = 0;
+    virtual void on_frame(std::string_view frame) = 0;
+    // The transport is gone. After this returns the sink is never called.
+    virtual void close() = 0;
+    // The transport's send queue drained (backpressure eased).
+    virtual void on_drained(int64_t) {}
+};
+
+class ChatSession : public Subscriber, public FrontSession, public std::enable_shared_from_this<ChatSession> {
 public:
     ChatSession(Engine &engine, const cs_chat_sink &sink, std::string peer, std::string transport);
     ~ChatSession() override;
 
-    // Starts the session: authenticates with the upgrade's bearer token if any, else arms the
-    // auth timeout.
-    void open(const std::string &bearer_token);
-    void on_frame(std::string_view frame);
-    // The transport is gone. After this returns the sink is never called.
-    void close();
-    // The transport's send queue drained (backpressure eased).
-    void on_drained(int64_t queued_bytes);
+    void open(const std::string &bearer_token) override;
+    void on_frame(std::string_view frame) override;
+    void close() override;
+    void on_drained(int64_t queued_bytes) override;
 
     void deliver(const std::shared_ptr<const std::string> &frame) override;
     void reply(const nlohmann::json &frame) override;

@@ -2,6 +2,7 @@
 // responses and events out. See abi.h for the threading and LIFETIME rules.
 #include "api/chat_session.hpp"
 #include "api/http_api.hpp"
+#include "api/voice_relay.hpp"
 #include "engine.hpp"
 #include "plugin/services.hpp"
 #include "util/log.hpp"
@@ -14,7 +15,7 @@ namespace consilium {
 namespace {
 
 struct ChatHandle {
-    std::shared_ptr<ChatSession> session;
+    std::shared_ptr<FrontSession> session;
 };
 
 Engine &engine_of(cs_host_ctx *ctx) { return *reinterpret_cast<Engine *>(services_of(ctx)->front_ctx()); }
@@ -54,7 +55,17 @@ void front_http(cs_host_ctx *ctx, const cs_http_request *r, cs_http_respond_fn r
 
 cs_chat *front_chat_open(cs_host_ctx *ctx, const cs_chat_open_params *p, const cs_chat_sink *sink) {
     Engine &engine = engine_of(ctx);
-    auto session = std::make_shared<ChatSession>(engine, *sink, str(p->peer), str(p->transport));
+    // The target says which protocol: the chat channel, or a voice relay (ABI 1.1 transports
+    // fill it; older ones only serve the chat).
+    std::string target = p->struct_size >= sizeof(cs_chat_open_params) ? str(p->target) : "/v1/chat";
+    std::string path;
+    std::map<std::string, std::string> query;
+    HttpApi::split_target(target, path, query);
+    std::shared_ptr<FrontSession> session;
+    if (path == "/v1/voice/relay")
+        session = std::make_shared<VoiceRelaySession>(engine, *sink, std::move(query));
+    else
+        session = std::make_shared<ChatSession>(engine, *sink, str(p->peer), str(p->transport));
     auto *h = new ChatHandle{session};
     session->open(str(p->bearer_token));
     return reinterpret_cast<cs_chat *>(h);

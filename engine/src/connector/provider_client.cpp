@@ -119,3 +119,107 @@ ProviderStream::~ProviderStream() {
 }
 
 }  // namespace consilium
+
+namespace consilium {
+
+struct ProviderRelay::SinkCtx {
+    std::weak_ptr<ProviderRelay> relay;
+};
+
+bool ProviderClient::has_voice_functions() const {
+    auto *vt = instance_->vtable<cs_provider_vtable>();
+    return vt->struct_size >= sizeof(cs_provider_vtable) && vt->voice_session && vt->relay_open && vt->relay_send &&
+           vt->relay_close && vt->relay_release;
+}
+
+std::optional<std::string> ProviderClient::voice_session(const std::string &request_json, std::string &error,
+                                                         cs_status *status) {
+    if (!has_voice_functions()) {
+        error = "provider '" + name() + "' has no realtime voice (plugin built before ABI 1.1)";
+        if (status) *status = CS_E_UNSUPPORTED;
+        return std::nullopt;
+    }
+    std::string out;
+    cs_error err{};
+    auto *vt = instance_->vtable<cs_provider_vtable>();
+    cs_status st = vt->voice_session(
+        instance_->instance(), cs_str{request_json.data(), request_json.size()},
+        [](void *ctx, cs_str json) { static_cast<std::string *>(ctx)->assign(json.data, json.size); }, &out, &err);
+    if (status) *status = st;
+    if (st != CS_OK) {
+        error = err.message[0] ? err.message : "the provider refused the voice session";
+        return std::nullopt;
+    }
+    return out;
+}
+
+std::shared_ptr<ProviderRelay> ProviderClient::open_relay(const std::string &request_json,
+                                                          std::function<void(std::string_view)> on_frame,
+                                                          std::function<void(int, const std::string &)> on_close,
+                                                          std::string &error) {
+    if (!has_voice_functions()) {
+        error = "provider '" + name() + "' has no realtime voice";
+        return nullptr;
+    }
+    auto r = std::shared_ptr<ProviderRelay>(new ProviderRelay());
+    r->instance_ = instance_;
+    r->executor_ = &executor_;
+    r->frame_cb_ = std::move(on_frame);
+    r->close_cb_ = std::move(on_close);
+    r->sink_ctx_ = std::make_unique<ProviderRelay::SinkCtx>();
+    r->sink_ctx_->relay = r;
+    r->sink_ = cs_relay_sink{sizeof(cs_relay_sink), r->sink_ctx_.get(), &ProviderRelay::on_frame, &ProviderRelay::on_close};
+    cs_error err{};
+    cs_relay *handle = nullptr;
+    auto *vt = instance_->vtable<cs_provider_vtable>();
+    if (vt->relay_open(instance_->instance(), cs_str{request_json.data(), request_json.size()}, &r->sink_, &handle, &err) !=
+        CS_OK) {
+        error = err.message[0] ? err.message : "the provider refused the relay";
+        r->closed_ = true;
+        return nullptr;
+    }
+    r->relay_ = handle;
+    if (!r->closed_) r->self_ = r;  // released after its on_close, whoever still holds it
+    return r;
+}
+
+void ProviderRelay::on_frame(void *ctx, cs_str frame) {
+    auto self = static_cast<SinkCtx *>(ctx)->relay.lock();
+    if (!self || self->closed_) return;
+    if (self->frame_cb_) self->frame_cb_(std::string_view(frame.data ? frame.data : "", frame.data ? frame.size : 0));
+}
+
+void ProviderRelay::on_close(void *ctx, int code, cs_str reason) {
+    auto self = static_cast<SinkCtx *>(ctx)->relay.lock();
+    if (!self || self->closed_.exchange(true)) return;
+    if (self->close_cb_) self->close_cb_(code, std::string(reason.data ? reason.data : "", reason.data ? reason.size : 0));
+    self->self_.reset();  // the release follows when the last holder lets go
+}
+
+void ProviderRelay::send(std::string_view frame) {
+    if (closed_ || !relay_) return;
+    instance_->vtable<cs_provider_vtable>()->relay_send(instance_->instance(), relay_, cs_str{frame.data(), frame.size()});
+}
+
+void ProviderRelay::close() {
+    if (!relay_) return;
+    instance_->vtable<cs_provider_vtable>()->relay_close(instance_->instance(), relay_);
+}
+
+ProviderRelay::~ProviderRelay() {
+    if (!relay_) return;
+    auto instance = instance_;
+    cs_relay *handle = relay_;
+    if (!closed_) {
+        // Dropped before its close: ask for it, and leak the sink context on purpose (the plugin
+        // may still deliver on_close to it).
+        instance->vtable<cs_provider_vtable>()->relay_close(instance->instance(), handle);
+        (void)sink_ctx_.release();
+        return;
+    }
+    executor_->post([instance, handle] {
+        instance->vtable<cs_provider_vtable>()->relay_release(instance->instance(), handle);
+    });
+}
+
+}  // namespace consilium

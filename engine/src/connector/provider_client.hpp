@@ -10,6 +10,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace consilium {
@@ -26,6 +27,7 @@ struct StreamEvent {
 };
 
 class ProviderStream;
+class ProviderRelay;
 
 class ProviderClient {
 public:
@@ -41,8 +43,19 @@ public:
     std::shared_ptr<ProviderStream> start(const std::string &request_json,
                                           std::function<void(const StreamEvent &)> on_event, std::string &error);
 
+    // Voice (ABI 1.1). False for plugins built before it or without voice.
+    bool has_voice_functions() const;
+    // Mints a client credential; nullopt and error when refused (status in *status).
+    std::optional<std::string> voice_session(const std::string &request_json, std::string &error,
+                                             cs_status *status = nullptr);
+    // Opens a relay. on_frame/on_close run on the plugin's threads (one at a time); exactly one
+    // on_close ends it. Null and error when refused.
+    std::shared_ptr<ProviderRelay> open_relay(const std::string &request_json, std::function<void(std::string_view)> on_frame,
+                                              std::function<void(int, const std::string &)> on_close, std::string &error);
+
 private:
     friend class ProviderStream;
+    friend class ProviderRelay;
     std::shared_ptr<PluginInstance> instance_;
     Executor &executor_;
     int max_concurrent_;
@@ -67,6 +80,31 @@ private:
     std::function<void(const StreamEvent &)> callback_;
     std::unique_ptr<SinkCtx> sink_ctx_;
     cs_stream_sink sink_{};
+};
+
+// One voice relay. send() and close() from any thread; released once its close was delivered.
+class ProviderRelay : public std::enable_shared_from_this<ProviderRelay> {
+public:
+    ~ProviderRelay();
+    void send(std::string_view frame);
+    void close();
+    bool closed() const { return closed_.load(); }
+
+private:
+    friend class ProviderClient;
+    struct SinkCtx;
+    static void on_frame(void *ctx, cs_str frame);
+    static void on_close(void *ctx, int code, cs_str reason);
+
+    std::shared_ptr<PluginInstance> instance_;
+    Executor *executor_ = nullptr;
+    cs_relay *relay_ = nullptr;
+    std::atomic<bool> closed_{false};
+    std::function<void(std::string_view)> frame_cb_;
+    std::function<void(int, const std::string &)> close_cb_;
+    std::unique_ptr<SinkCtx> sink_ctx_;
+    cs_relay_sink sink_{};
+    std::shared_ptr<ProviderRelay> self_;  // an open relay keeps itself until its close arrives
 };
 
 const char *error_kind_name(cs_error_kind k);

@@ -265,6 +265,69 @@ void Consultation::submit(const Principal &who, Incoming msg, std::shared_ptr<Su
     (void)got;
 }
 
+void Consultation::add_voice_item(const Principal &who, const std::string &role, const std::string &item_id,
+                                  const std::string &text, const Persona *persona, std::function<void(bool stored)> done) {
+    load_history();
+    std::string key = "voice:" + item_id;
+    if (client_ids_.count(key) || text.empty()) {
+        done(true);  // already stored (or nothing to store)
+        return;
+    }
+    client_ids_.insert(key);
+    Batch batch;
+    if (!stored_) {
+        Store::consultation_insert(batch, record_);
+        stored_ = true;
+    }
+    auto on_commit = [done](std::optional<StorageError> err) { done(!err); };
+    int64_t seq = next_seq_;
+    if (role == "patient") {
+        json body = {{"text", text}, {"voice", true}};
+        MessageRecord m{record_.id, seq, key, "patient", std::nullopt, seal("message", seq, dump(body)),
+                        dump(json{{"voice", true}}), now_ms()};
+        Store::message_insert(batch, m, who.account_id);
+        emit({{"type", "ack"}, {"id", key}, {"voice", true}}, true, std::move(batch), on_commit);
+        history_.push_back({"patient", text});
+        ++turn_index_;
+        return;
+    }
+    // The specialist's spoken answer.
+    std::string stream_id = new_id("s");
+    if (persona && record_.specialist.value_or("") != persona->id) {
+        record_.specialist = persona->id;
+        Store::consultation_set_specialist(batch, record_.id, persona->id, now_ms());
+    }
+    json who_spoke = persona ? json{{"id", persona->id}, {"name", persona->name}, {"title", persona->title}} : json::object();
+    emit({{"type", "stream_start"}, {"stream_id", stream_id}, {"reply_to", key}, {"specialist", who_spoke}, {"voice", true}},
+         false, std::move(batch));
+    emit({{"type", "stream_chunk"}, {"stream_id", stream_id}, {"text", text}}, false);
+    seq = next_seq_;
+    json body = {{"text", text}, {"voice", true}, {"citations", json::array()}, {"follow_ups", json::array()}};
+    json meta = {{"stream_id", stream_id}, {"stop_reason", "end_turn"}, {"voice", true}};
+    Batch end_batch;
+    MessageRecord m{record_.id, seq, key, "specialist", persona ? std::optional(persona->id) : std::nullopt,
+                    seal("message", seq, dump(body)), dump(meta), now_ms()};
+    Store::message_insert(end_batch, m, record_.account_id);
+    emit({{"type", "stream_end"}, {"stream_id", stream_id}, {"stop_reason", "end_turn"}, {"citations", json::array()},
+          {"follow_ups", json::array()}, {"voice", true}},
+         true, std::move(end_batch), on_commit);
+    history_.push_back({"specialist", text});
+}
+
+void Consultation::emit_emergency(const RouteDecision &d, const std::string &locale, const std::string &reply_to) {
+    auto locales = svc_.deps().locales();
+    const Locale *loc = locales ? locales->find(locale.empty() ? "en" : locale) : nullptr;
+    json numbers = json::array();
+    std::string message = "This may be an emergency. Call your local emergency number now.";
+    if (loc) {
+        for (const auto &n : loc->emergency_numbers) numbers.push_back({{"number", n.number}, {"label", n.label}});
+        if (!loc->emergency_message.empty()) message = loc->emergency_message;
+    }
+    svc_.deps().metrics.counter("emergencies_total", "Turns where red flags raised an emergency").add(1);
+    emit({{"type", "emergency"}, {"message", message}, {"numbers", numbers}, {"flags", d.flags}, {"reply_to", reply_to}},
+         false);
+}
+
 void Consultation::start_next_turn() {
     while (!active_ && !queue_.empty()) {
         Queued q = std::move(queue_.front());
@@ -312,17 +375,7 @@ void Consultation::start_turn(const Queued &q) {
     svc_.turn_started();
     svc_.register_stream(a.stream_id, record_.id);
 
-    if (d.emergency) {
-        const Locale *loc = locales ? locales->find(q.msg.locale.empty() ? "en" : q.msg.locale) : nullptr;
-        json numbers = json::array();
-        std::string message = "This may be an emergency. Call your local emergency number now.";
-        if (loc) {
-            for (const auto &n : loc->emergency_numbers) numbers.push_back({{"number", n.number}, {"label", n.label}});
-            if (!loc->emergency_message.empty()) message = loc->emergency_message;
-        }
-        svc_.deps().metrics.counter("emergencies_total", "Turns where red flags raised an emergency").add(1);
-        emit({{"type", "emergency"}, {"message", message}, {"numbers", numbers}, {"flags", d.flags}, {"reply_to", q.msg.client_id}}, false);
-    }
+    if (d.emergency) emit_emergency(d, q.msg.locale, q.msg.client_id);
     if (record_.specialist.value_or("") != persona->id) {
         record_.specialist = persona->id;
         Batch b;

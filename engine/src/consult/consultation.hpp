@@ -66,6 +66,16 @@ public:
     void submit(const Principal &who, Incoming msg, std::shared_ptr<Subscriber> sub);
     void resume(int64_t after_seq, const std::shared_ptr<Subscriber> &sub);
     bool cancel(const std::string &stream_id);
+    // A turn of a voice conversation, from its transcript (idempotent per item id): the
+    // patient's words as a message with its ack; the specialist's as a message with its
+    // stream_start, one stream_chunk and stream_end events, so every client replays them alike.
+    void add_voice_item(const Principal &who, const std::string &role, const std::string &item_id,
+                        const std::string &text, const Persona *persona, std::function<void(bool stored)> done);
+    // The patient's profile facts (age, sex, pregnancy) for routing and prompts; reads storage
+    // and immutable fields only, so any thread may call it.
+    PatientProfile load_profile();
+    // Emits an emergency event (voice transcripts checked for red flags).
+    void emit_emergency(const RouteDecision &d, const std::string &locale, const std::string &reply_to);
     // Ends the active turn (drain): the stream ends with stop_reason error, code shutting_down.
     void interrupt(const std::string &code);
     bool busy() const { return active_.has_value() || !queue_.empty() || !outbox_.empty(); }
@@ -115,7 +125,6 @@ private:
     void end_turn(const TurnEvent &e);
     void replay_from(int64_t seq, const std::shared_ptr<Subscriber> &sub);
     void load_history();
-    PatientProfile load_profile();
     std::string seal(const std::string &what, int64_t seq, const std::string &plaintext) const;
 
     ConsultationService &svc_;

@@ -27,7 +27,10 @@ std::string build_system_prompt(const PromptInput &in) {
     if (!in.profile.sex.empty()) facts += (facts.empty() ? "" : ", ") + std::string("sex ") + in.profile.sex;
     if (in.profile.pregnant) facts += (facts.empty() ? "" : ", ") + std::string("pregnant");
     if (!facts.empty()) s += "- What the patient's profile says: " + facts + ".\n";
-    if (!p.sources.empty()) {
+    if (in.voice) {
+        s += "- This is a spoken conversation: answer in short, plain sentences, one question at a time; no lists, "
+             "no citations in brackets, no links. Offer to send the sources in the chat when they matter.\n";
+    } else if (!p.sources.empty()) {
         s += "- Reference sources you may cite by number, as [1], when your answer relies on them:\n";
         for (size_t i = 0; i < p.sources.size(); ++i)
             s += "  [" + std::to_string(i + 1) + "] " + p.sources[i].title + " - " + p.sources[i].url + "\n";
@@ -37,8 +40,9 @@ std::string build_system_prompt(const PromptInput &in) {
              "). The patient has been shown emergency numbers. Begin by telling them clearly and briefly to call "
              "their emergency number or go to an emergency department now.\n";
     }
-    s += std::string("- End your answer with a line containing only ") + kFollowUpMarker +
-         ", then up to three short questions the patient might ask you next, one per line.\n";
+    if (!in.voice)
+        s += std::string("- End your answer with a line containing only ") + kFollowUpMarker +
+             ", then up to three short questions the patient might ask you next, one per line.\n";
     return s;
 }
 

@@ -30,6 +30,7 @@ struct PromptInput {
     bool emergency = false;
     std::string emergency_message;
     std::string system;  // when set, the system prompt to use (shaped by the persona's script)
+    bool voice = false;  // a spoken conversation: no bracketed citations, no follow-up block
 };
 
 std::string build_system_prompt(const PromptInput &in);

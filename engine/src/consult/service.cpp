@@ -183,6 +183,58 @@ void ConsultationService::cancel(const Principal &who, const std::string &stream
     });
 }
 
+std::shared_ptr<Consultation> ConsultationService::open_for_voice(const Principal &who, const std::string &consultation_id,
+                                                                  const std::string &profile_id, std::string &error) {
+    std::shared_ptr<Consultation> c;
+    if (!consultation_id.empty()) {
+        c = get(consultation_id);
+        if (!c || c->record().account_id != who.account_id) {
+            error = "not_found";
+            return nullptr;
+        }
+        return c;
+    }
+    std::string pid = profile_id;
+    if (pid.empty()) {
+        for (const auto &p : deps_.store.profiles(who.account_id))
+            if (p.relation == "self") pid = p.id;
+    } else {
+        auto p = deps_.store.profile(pid);
+        if (!p || p->account_id != who.account_id) pid.clear();
+    }
+    if (pid.empty()) {
+        error = "not_found";
+        return nullptr;
+    }
+    // Stored now, on this thread, before anyone can see it (nothing waits on a strand here).
+    ConsultationRecord rec;
+    rec.id = new_id("c");
+    rec.account_id = who.account_id;
+    rec.profile_id = pid;
+    rec.created_ms = rec.updated_ms = now_ms();
+    try {
+        Batch b;
+        Store::consultation_insert(b, rec);
+        deps_.store.write(b);
+    } catch (const StorageError &) {
+        error = "storage_unavailable";
+        return nullptr;
+    }
+    c = std::make_shared<Consultation>(*this, rec, true, Strand::make(deps_.executor));
+    std::lock_guard<std::mutex> lock(mu_);
+    live_.emplace(rec.id, c);
+    return c;
+}
+
+void ConsultationService::voice_item(const Principal &who, const std::shared_ptr<Consultation> &c, const std::string &role,
+                                     const std::string &item_id, const std::string &text, const Persona *persona,
+                                     std::shared_ptr<const Panel> panel, std::function<void(bool)> done) {
+    // `panel` keeps `persona` alive until the strand has used it.
+    c->strand()->post([c, who, role, item_id, text, persona, panel, done] {
+        c->add_voice_item(who, role, item_id, text, persona, done);
+    });
+}
+
 void ConsultationService::sweep(seconds idle) {
     std::vector<std::shared_ptr<Consultation>> all;
     {

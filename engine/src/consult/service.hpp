@@ -49,6 +49,16 @@ public:
                 std::shared_ptr<Subscriber> sub);
     void cancel(const Principal &who, const std::string &stream_id, std::shared_ptr<Subscriber> sub);
 
+    // A consultation for a voice session: the given one (the caller's own) or a new one for the
+    // profile (default: self), stored at once. Null with `error` ("not_found", ...) otherwise.
+    std::shared_ptr<Consultation> open_for_voice(const Principal &who, const std::string &consultation_id,
+                                                 const std::string &profile_id, std::string &error);
+    // Stores one transcript item of a voice conversation (idempotent per item id); done(stored)
+    // runs on the consultation's strand.
+    void voice_item(const Principal &who, const std::shared_ptr<Consultation> &c, const std::string &role,
+                    const std::string &item_id, const std::string &text, const Persona *persona,
+                    std::shared_ptr<const Panel> panel, std::function<void(bool)> done);
+
     // Stops taking new turns, waits up to `deadline` for active turns, then ends the rest with
     // stop_reason error (code shutting_down), flushes storage and releases seq reservations.
     void drain(std::chrono::milliseconds deadline);
