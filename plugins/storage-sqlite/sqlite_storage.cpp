@@ -98,6 +98,66 @@ CREATE TABLE meta (
   value TEXT NOT NULL
 ) STRICT;
 )sql"},
+    // ABI 1.2. Sessions and refresh tokens go with their account (ON DELETE CASCADE, like
+    // everything an account owns); audit entries refer to nothing, so they outlive the erasure
+    // of the accounts and profiles they name, and a trigger keeps them from being changed
+    // (CS_OP_AUDIT_PURGE is the only way out). events is rebuilt with a rowid (the same
+    // columns and key): CS_OP_SEALED_SCAN pages every sealed kind by rowid.
+    {2, "sessions, refresh_tokens, audit; events with a rowid", R"sql(
+CREATE TABLE sessions (
+  id            TEXT PRIMARY KEY,
+  account_id    TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+  created_ms    INTEGER NOT NULL,
+  last_used_ms  INTEGER NOT NULL,
+  expires_ms    INTEGER NOT NULL,
+  revoked_ms    INTEGER,
+  revoke_reason TEXT
+) STRICT;
+CREATE INDEX sessions_by_account ON sessions (account_id);
+
+CREATE TABLE refresh_tokens (
+  token_hash TEXT PRIMARY KEY,
+  session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+  created_ms INTEGER NOT NULL,
+  used_ms    INTEGER
+) STRICT, WITHOUT ROWID;
+CREATE INDEX refresh_tokens_by_session ON refresh_tokens (session_id);
+
+CREATE TABLE audit (
+  seq           INTEGER PRIMARY KEY,
+  at_ms         INTEGER NOT NULL,
+  actor_account TEXT,
+  actor_role    TEXT NOT NULL,
+  profile_id    TEXT,
+  action        TEXT NOT NULL,
+  target        TEXT,
+  outcome       TEXT NOT NULL,
+  peer          TEXT,
+  detail        TEXT NOT NULL,
+  prev_hash     TEXT NOT NULL,
+  hash          TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_by_time ON audit (at_ms);
+CREATE INDEX audit_by_actor ON audit (actor_account, seq) WHERE actor_account IS NOT NULL;
+CREATE INDEX audit_by_profile ON audit (profile_id, seq) WHERE profile_id IS NOT NULL;
+CREATE TRIGGER audit_is_append_only BEFORE UPDATE ON audit
+BEGIN
+  SELECT RAISE(ABORT, 'audit entries are append-only');
+END;
+
+CREATE TABLE events_with_rowid (
+  consultation_id TEXT NOT NULL REFERENCES consultations (id) ON DELETE CASCADE,
+  seq             INTEGER NOT NULL,
+  type            TEXT NOT NULL,
+  body_sealed     BLOB NOT NULL,
+  created_ms      INTEGER NOT NULL,
+  PRIMARY KEY (consultation_id, seq)
+) STRICT;
+INSERT INTO events_with_rowid (consultation_id, seq, type, body_sealed, created_ms)
+  SELECT consultation_id, seq, type, body_sealed, created_ms FROM events ORDER BY consultation_id, seq;
+DROP TABLE events;
+ALTER TABLE events_with_rowid RENAME TO events;
+)sql"},
 };
 
 constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;

@@ -23,6 +23,7 @@ std::string read(const std::string &path) {
 const std::map<std::pair<int, int>, std::string> kReleased = {
     {{1, 0}, "50db7df0e8737d62b16da1d08ff24e51363bf67759e2a8f712cadeafc6dac945"},
     {{1, 1}, "4f3b85ac28a006465239122110a878928da1e7ac392a4fc7ca586a0ba5341c68"},  // provider voice
+    {{1, 2}, "94d20d1ad765ce61ec9397d8233c6583f29db6e4cc4261add2c0e056f9756022"},  // sessions, audit, re-encryption ops
 };
 
 TEST(Abi, HeadersMatchTheRecordedHashOfThisVersion) {

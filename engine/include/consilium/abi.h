@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define CS_ABI_MAJOR 1
-#define CS_ABI_MINOR 1
+#define CS_ABI_MINOR 2
 
 /* The Boost.DLL alias every plugin exports; see CONSILIUM_PLUGIN in sdk.hpp. */
 #define CS_PLUGIN_ENTRY_NAME "consilium_plugin_entry_v1"

@@ -34,6 +34,11 @@ extern "C" {
 /* MESSAGE_COLUMNS: consultation_id, seq, client_id|NULL, role ("patient"|"specialist"),
  *                  specialist|NULL, body_sealed, meta (JSON text, no health data), created_ms */
 /* EVENT_COLUMNS: seq, type, body_sealed, created_ms */
+/* SESSION_COLUMNS: id, account_id, created_ms, last_used_ms, expires_ms, revoked_ms|NULL,
+ *                  revoke_reason|NULL                                         (ABI 1.2) */
+/* AUDIT_COLUMNS: seq, at_ms, actor_account|NULL, actor_role, profile_id|NULL, action,
+ *                target|NULL, outcome, peer|NULL, detail (JSON text, no health data),
+ *                prev_hash, hash                                             (ABI 1.2) */
 
 typedef enum cs_storage_op_id {
     /* [write] id, kind, role, email_index|NULL, email_sealed|NULL, password_hash|NULL,
@@ -92,6 +97,50 @@ typedef enum cs_storage_op_id {
     CS_OP_EVENT_INSERT = 40,
     /* consultation_id, after_seq, limit -> EVENT_COLUMNS with seq > after_seq, by seq */
     CS_OP_EVENT_LIST_AFTER = 41,
+
+    /* --- ABI 1.2: sessions, refresh tokens, audit log, re-encryption ------------------------ */
+
+    /* [write] id, account_id, created_ms, last_used_ms, expires_ms. A session is one sign-in
+     *         (one refresh token family). CONFLICT when id exists; NOT_FOUND without the account. */
+    CS_OP_SESSION_INSERT = 50,
+    /* id -> SESSION_COLUMNS (0 or 1 row) */
+    CS_OP_SESSION_GET = 51,
+    /* [write] id, last_used_ms. NOT_FOUND when no such session. */
+    CS_OP_SESSION_TOUCH = 52,
+    /* [write] id, revoked_ms, reason: ends one session (a session already revoked keeps its
+     *         first reason). NOT_FOUND when no such session. */
+    CS_OP_SESSION_REVOKE = 53,
+    /* [write] account_id, revoked_ms, reason: ends every open session of the account. */
+    CS_OP_SESSION_REVOKE_ACCOUNT = 54,
+    /* [write] token_hash, session_id, created_ms: a refresh token (only its hash is stored).
+     *         CONFLICT when token_hash exists; NOT_FOUND without the session. */
+    CS_OP_REFRESH_INSERT = 55,
+    /* [write] token_hash, used_ms -> session_id, previously_used_ms|NULL (0 or 1 row).
+     *         Marks the token used if it was not, atomically: of two callers presenting the
+     *         same token exactly one sees previously_used_ms NULL. No row: unknown token. */
+    CS_OP_REFRESH_USE = 56,
+
+    /* [write] the AUDIT_COLUMNS in order. Entries are append-only: a store never updates them
+     *         and deletes them only through CS_OP_AUDIT_PURGE. CONFLICT when seq exists. */
+    CS_OP_AUDIT_APPEND = 60,
+    /* -> AUDIT_COLUMNS of the entry with the highest seq (0 or 1 row) */
+    CS_OP_AUDIT_LAST = 61,
+    /* after_seq, limit, from_ms|NULL, to_ms|NULL, actor_account|NULL, profile_id|NULL,
+     * action|NULL -> AUDIT_COLUMNS with seq > after_seq matching every non-NULL filter
+     * (from_ms <= at_ms < to_ms), by seq */
+    CS_OP_AUDIT_LIST = 62,
+    /* [write] before_ms: deletes entries with at_ms < before_ms (retention). */
+    CS_OP_AUDIT_PURGE = 63,
+
+    /* kind, after_cursor, limit -> cursor, id, seq|NULL, sealed (by cursor): every sealed
+     * value of a kind, for re-encryption under a new key. kind is "account" (id: account id,
+     * sealed: email_sealed, rows without one skipped), "profile" (id, details_sealed),
+     * "message" (id: consultation_id, seq, body_sealed) or "event" (id: consultation_id, seq,
+     * body_sealed). cursor is an INTEGER that only this op interprets; start with 0. */
+    CS_OP_SEALED_SCAN = 70,
+    /* [write] kind, id, seq|NULL, old_sealed, new_sealed: replaces the value only if it still
+     *         equals old_sealed (a concurrent write wins; nothing happens then). */
+    CS_OP_SEALED_REWRITE = 71,
 
     /* key -> value (0 or 1 row) */
     CS_OP_META_GET = 90,

@@ -58,6 +58,16 @@ EventRecord event_from(const Row &r) {
     return {r[0].i, r[1].s, r[2].s, r[3].i};
 }
 
+SessionRecord session_from(const Row &r) {
+    need_columns(r, 7, "a session");
+    return {r[0].s, r[1].s, r[2].i, r[3].i, r[4].i, r[5].opt_int(), r[6].opt_text()};
+}
+AuditRecord audit_from(const Row &r) {
+    need_columns(r, 12, "an audit entry");
+    return {r[0].i, r[1].i, r[2].opt_text(), r[3].s, r[4].opt_text(), r[5].s,
+            r[6].opt_text(), r[7].s, r[8].opt_text(), r[9].s, r[10].s, r[11].s};
+}
+
 }  // namespace
 
 Store::Store(const cs_storage_vtable *vtable, void *instance) : vtable_(vtable), instance_(instance) {
@@ -242,6 +252,96 @@ std::vector<std::string> Store::expired_guests(int64_t now_ms, int64_t limit) co
     for (const auto &r : query(CS_OP_ACCOUNT_LIST_EXPIRED, {Value::integer(now_ms), Value::integer(limit)}))
         if (!r.empty()) out.push_back(r[0].s);
     return out;
+}
+
+std::optional<SessionRecord> Store::session(const std::string &id) const {
+    auto rows = query(CS_OP_SESSION_GET, {Value::text(id)});
+    if (rows.empty()) return std::nullopt;
+    return session_from(rows[0]);
+}
+
+std::optional<std::pair<std::string, std::optional<int64_t>>> Store::refresh_use(const std::string &token_hash,
+                                                                                 int64_t used_ms) const {
+    auto rows = query(CS_OP_REFRESH_USE, {Value::text(token_hash), Value::integer(used_ms)});
+    if (rows.empty()) return std::nullopt;
+    need_columns(rows[0], 2, "a refresh token");
+    return std::make_pair(rows[0][0].s, rows[0][1].opt_int());
+}
+
+std::optional<AuditRecord> Store::audit_last() const {
+    auto rows = query(CS_OP_AUDIT_LAST, {});
+    if (rows.empty()) return std::nullopt;
+    return audit_from(rows[0]);
+}
+
+std::vector<AuditRecord> Store::audit_list(const AuditFilter &f) const {
+    std::vector<AuditRecord> out;
+    for (const auto &r : query(CS_OP_AUDIT_LIST, {Value::integer(f.after_seq), Value::integer(f.limit),
+                                                  Value::int_or_null(f.from_ms), Value::int_or_null(f.to_ms),
+                                                  Value::text_or_null(f.actor_account), Value::text_or_null(f.profile_id),
+                                                  Value::text_or_null(f.action)}))
+        out.push_back(audit_from(r));
+    return out;
+}
+
+std::vector<SealedItem> Store::sealed_scan(const std::string &kind, int64_t after_cursor, int64_t limit) const {
+    std::vector<SealedItem> out;
+    for (const auto &r : query(CS_OP_SEALED_SCAN, {Value::text(kind), Value::integer(after_cursor), Value::integer(limit)})) {
+        need_columns(r, 4, "a sealed value");
+        out.push_back({r[0].i, r[1].s, r[2].opt_int(), r[3].s});
+    }
+    return out;
+}
+
+void Store::account_update(Batch &b, const AccountRecord &a) {
+    b.add(CS_OP_ACCOUNT_UPDATE,
+          {Value::text(a.id), Value::text(a.kind), Value::text(a.role), Value::text_or_null(a.email_index),
+           a.email_sealed ? Value::blob(*a.email_sealed) : Value::null(), Value::text_or_null(a.password_hash),
+           Value::int_or_null(a.expires_ms)});
+}
+
+void Store::account_delete(Batch &b, const std::string &id) { b.add(CS_OP_ACCOUNT_DELETE, {Value::text(id)}); }
+
+void Store::profile_update(Batch &b, const ProfileRecord &p) {
+    b.add(CS_OP_PROFILE_UPDATE, {Value::text(p.id), Value::text(p.relation), Value::blob(p.details_sealed)});
+}
+
+void Store::profile_delete(Batch &b, const std::string &id) { b.add(CS_OP_PROFILE_DELETE, {Value::text(id)}); }
+
+void Store::session_insert(Batch &b, const SessionRecord &s) {
+    b.add(CS_OP_SESSION_INSERT, {Value::text(s.id), Value::text(s.account_id), Value::integer(s.created_ms),
+                                 Value::integer(s.last_used_ms), Value::integer(s.expires_ms)});
+}
+
+void Store::session_touch(Batch &b, const std::string &id, int64_t last_used_ms) {
+    b.add(CS_OP_SESSION_TOUCH, {Value::text(id), Value::integer(last_used_ms)});
+}
+
+void Store::session_revoke(Batch &b, const std::string &id, int64_t revoked_ms, const std::string &reason) {
+    b.add(CS_OP_SESSION_REVOKE, {Value::text(id), Value::integer(revoked_ms), Value::text(reason)});
+}
+
+void Store::session_revoke_account(Batch &b, const std::string &account_id, int64_t revoked_ms,
+                                   const std::string &reason) {
+    b.add(CS_OP_SESSION_REVOKE_ACCOUNT, {Value::text(account_id), Value::integer(revoked_ms), Value::text(reason)});
+}
+
+void Store::refresh_insert(Batch &b, const std::string &token_hash, const std::string &session_id, int64_t created_ms) {
+    b.add(CS_OP_REFRESH_INSERT, {Value::text(token_hash), Value::text(session_id), Value::integer(created_ms)});
+}
+
+void Store::audit_append(Batch &b, const AuditRecord &a) {
+    b.add(CS_OP_AUDIT_APPEND,
+          {Value::integer(a.seq), Value::integer(a.at_ms), Value::text_or_null(a.actor_account), Value::text(a.actor_role),
+           Value::text_or_null(a.profile_id), Value::text(a.action), Value::text_or_null(a.target), Value::text(a.outcome),
+           Value::text_or_null(a.peer), Value::text(a.detail), Value::text(a.prev_hash), Value::text(a.hash)});
+}
+
+void Store::audit_purge(Batch &b, int64_t before_ms) { b.add(CS_OP_AUDIT_PURGE, {Value::integer(before_ms)}); }
+
+void Store::sealed_rewrite(Batch &b, const std::string &kind, const SealedItem &item, const std::string &new_sealed) {
+    b.add(CS_OP_SEALED_REWRITE, {Value::text(kind), Value::text(item.id), Value::int_or_null(item.seq),
+                                 Value::blob(item.sealed), Value::blob(new_sealed)});
 }
 
 void Store::account_insert(Batch &b, const AccountRecord &a) {

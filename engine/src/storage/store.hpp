@@ -117,6 +117,46 @@ struct EventRecord {
     int64_t created_ms = 0;
 };
 
+struct SessionRecord {
+    std::string id;
+    std::string account_id;
+    int64_t created_ms = 0;
+    int64_t last_used_ms = 0;
+    int64_t expires_ms = 0;
+    std::optional<int64_t> revoked_ms;
+    std::optional<std::string> revoke_reason;
+};
+
+struct AuditRecord {
+    int64_t seq = 0;
+    int64_t at_ms = 0;
+    std::optional<std::string> actor_account;
+    std::string actor_role;
+    std::optional<std::string> profile_id;
+    std::string action;
+    std::optional<std::string> target;
+    std::string outcome;
+    std::optional<std::string> peer;
+    std::string detail = "{}";  // JSON, no health data
+    std::string prev_hash;
+    std::string hash;
+};
+
+struct AuditFilter {
+    int64_t after_seq = 0;
+    int64_t limit = 100;
+    std::optional<int64_t> from_ms, to_ms;
+    std::optional<std::string> actor_account, profile_id, action;
+};
+
+// One sealed value found by CS_OP_SEALED_SCAN.
+struct SealedItem {
+    int64_t cursor = 0;
+    std::string id;
+    std::optional<int64_t> seq;
+    std::string sealed;
+};
+
 class Store {
 public:
     using Done = std::function<void(std::optional<StorageError>)>;
@@ -152,6 +192,15 @@ public:
                                           int64_t limit) const;
     std::optional<std::string> meta(const std::string &key) const;
     std::vector<std::string> expired_guests(int64_t now_ms, int64_t limit) const;
+    std::optional<SessionRecord> session(const std::string &id) const;
+    // Marks a refresh token used (atomically): the session it belongs to and when it had been
+    // used before (nullopt: this call used it). nullopt overall: unknown token.
+    std::optional<std::pair<std::string, std::optional<int64_t>>> refresh_use(const std::string &token_hash,
+                                                                              int64_t used_ms) const;
+    std::optional<AuditRecord> audit_last() const;
+    std::vector<AuditRecord> audit_list(const AuditFilter &f) const;
+    // kind: account | profile | message | event (storage_ops.h).
+    std::vector<SealedItem> sealed_scan(const std::string &kind, int64_t after_cursor, int64_t limit) const;
 
     // Typed write ops, to put in a Batch.
     static void account_insert(Batch &b, const AccountRecord &a);
@@ -163,6 +212,19 @@ public:
     static void message_insert(Batch &b, const MessageRecord &m, const std::string &account_id);
     static void event_insert(Batch &b, const std::string &consultation_id, const EventRecord &e);
     static void meta_set(Batch &b, const std::string &key, const std::string &value);
+    static void account_update(Batch &b, const AccountRecord &a);
+    static void account_delete(Batch &b, const std::string &id);
+    static void profile_update(Batch &b, const ProfileRecord &p);
+    static void profile_delete(Batch &b, const std::string &id);
+    static void session_insert(Batch &b, const SessionRecord &s);
+    static void session_touch(Batch &b, const std::string &id, int64_t last_used_ms);
+    static void session_revoke(Batch &b, const std::string &id, int64_t revoked_ms, const std::string &reason);
+    static void session_revoke_account(Batch &b, const std::string &account_id, int64_t revoked_ms,
+                                       const std::string &reason);
+    static void refresh_insert(Batch &b, const std::string &token_hash, const std::string &session_id, int64_t created_ms);
+    static void audit_append(Batch &b, const AuditRecord &a);
+    static void audit_purge(Batch &b, int64_t before_ms);
+    static void sealed_rewrite(Batch &b, const std::string &kind, const SealedItem &item, const std::string &new_sealed);
 
 private:
     struct Pending {

@@ -93,6 +93,24 @@ Op message(const std::string &consultation_id, int64_t seq, const std::string &a
            const std::string &meta = "{}");
 Op event(const std::string &consultation_id, int64_t seq, Val body_sealed = blob(std::string("ev\0t", 4)),
          int64_t created_ms = 3000, const std::string &type = "chunk");
+Op session(const std::string &id, const std::string &account_id, int64_t created_ms = 1000,
+           int64_t expires_ms = 1000 + 30LL * 24 * 3600 * 1000);
+Op refresh(const std::string &token_hash, const std::string &session_id, int64_t created_ms = 1000);
+// An audit entry; hashes made up from seq. Its row as AUDIT_LAST / AUDIT_LIST return it is audit_row().
+struct AuditEntry {
+    int64_t seq = 1;
+    int64_t at_ms = 1000;
+    Val actor_account = null();
+    std::string actor_role = "patient";
+    Val profile_id = null();
+    std::string action = "consultation.open";
+    Val target = null();
+    std::string outcome = "ok";
+    Val peer = null();
+    std::string detail = "{}";
+};
+Op audit(const AuditEntry &e);
+Row audit_row(const AuditEntry &e);
 }  // namespace op
 
 // What the suite runs against.
