@@ -1,7 +1,8 @@
 // What the Beast server's sessions share: the io_context, options, the front API, connection
-// accounting, the registry of sessions that stop() reaches, and the lifeline that late HTTP
-// responses check. Internal to the plugin: it includes Beast, so only server.cpp and
-// websocket_session.cpp include it.
+// accounting (in total and per client address), the TLS context, the fallback sessions, the
+// registry of sessions that stop() reaches, and the lifeline that late HTTP responses check.
+// Internal to the plugin: it includes Beast, so only server.cpp, websocket_session.cpp and
+// fallback.cpp include it.
 #pragma once
 
 #include "options.hpp"
@@ -12,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/error.hpp>
@@ -19,10 +21,12 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -40,6 +44,11 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 using Request = http::request<http::string_body>;
+namespace ssl = net::ssl;
+
+// The two kinds of connection: plain TCP, and TLS over TCP (both with Beast's timeouts).
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 inline std::string_view to_sv(cs_str s) noexcept {
     return s.data ? std::string_view(s.data, s.size) : std::string_view();
@@ -48,6 +57,35 @@ inline cs_str to_cs(std::string_view s) noexcept { return cs_str{s.data(), s.siz
 
 // "ip:port" of an endpoint ("[v6]:port" for IPv6).
 std::string endpoint_string(const tcp::endpoint &ep);
+// The address connections are counted by: IPv4-mapped IPv6 addresses as their IPv4 form.
+std::string address_key(const net::ip::address &address);
+
+// The API's error shape: {"error": {"code": ..., "message": ...}}.
+std::string error_json(std::string_view code, std::string_view message);
+// s escaped for the inside of a JSON string (no quotes added).
+std::string json_escape(std::string_view s);
+// The token of "Authorization: Bearer <token>", or empty.
+std::string_view bearer_token(std::string_view authorization);
+
+// An HTTP answer produced off the connection's strand (by the engine or the fallback
+// transports), copied out of whatever it was borrowed from.
+struct FrontResponse {
+    int status = 500;
+    std::string content_type;
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
+
+    static FrontResponse json(int status, std::string body) {
+        FrontResponse r;
+        r.status = status;
+        r.content_type = "application/json";
+        r.body = std::move(body);
+        return r;
+    }
+    static FrontResponse error(int status, std::string_view code, std::string_view message) {
+        return json(status, error_json(code, message));
+    }
+};
 
 // A session that stop() can reach.
 class Tracked {
@@ -61,24 +99,33 @@ public:
 };
 
 class Core;
+class Fallback;
 
-// One connection counted against max_connections. Moves from the HTTP session to the WebSocket
-// session on upgrade; an empty slot (refused connections) counts nothing.
+// One connection counted against max_connections and max_connections_per_ip (see Core::admit).
+// Moves from the HTTP session to the WebSocket session on upgrade; an empty slot (refused
+// connections) counts nothing. A fallback session holds one too while it lives.
 // LIFETIME: borrows the Core, which outlives every session (see Core).
 class ConnectionSlot {
 public:
     ConnectionSlot() = default;
-    explicit ConnectionSlot(Core &core);
-    ConnectionSlot(ConnectionSlot &&other) noexcept : core_(std::exchange(other.core_, nullptr)) {}
+    ConnectionSlot(ConnectionSlot &&other) noexcept
+        : core_(std::exchange(other.core_, nullptr)), address_(std::move(other.address_)) {}
     ConnectionSlot &operator=(ConnectionSlot &&other) noexcept;
     ConnectionSlot(const ConnectionSlot &) = delete;
     ConnectionSlot &operator=(const ConnectionSlot &) = delete;
     ~ConnectionSlot() { release(); }
 
-private:
+    explicit operator bool() const { return core_ != nullptr; }
     void release() noexcept;
+
+private:
+    friend class Core;
     Core *core_ = nullptr;
+    std::string address_;  // address_key() of the client
 };
+
+// Why a new connection (or fallback session) was not admitted.
+enum class Admission { admitted, over_total, over_address };
 
 // LIFETIME: owned by the Server and by every HTTP response the engine still owes (so a late
 // respond() finds it alive); sessions borrow it by reference. The io_context is its last member:
@@ -90,10 +137,17 @@ public:
     Core(const Core &) = delete;
     Core &operator=(const Core &) = delete;
 
+    ~Core();
+
     const cs_host_api *const host;
     const cs_front_api *const front;
     const ServerOptions opt;
     const std::optional<StaticFiles> statics;
+    // Set when the options name a certificate and key (loaded at construction; throws
+    // sdk::Error naming the option when they do not load).
+    const std::unique_ptr<ssl::context> tls;
+    // Whether the front API is new enough to have chat_drained (ABI 1.1 fronts).
+    const bool front_has_drained;
 
     cs_host_ctx *front_ctx() const { return host->ctx; }
     // Logs through the host: codes, sizes and peers only, never bodies or frames.
@@ -106,9 +160,18 @@ public:
     cs_metric *const connections_gauge;
     cs_metric *const websockets_gauge;
     cs_metric *const refused_counter;
+    cs_metric *const refused_per_ip_counter;
+    cs_metric *const fallback_sessions_gauge;
     void metric_add(cs_metric *m, double v) const;
 
+    // Counts a new connection from address (an address_key()) into slot, unless that would
+    // exceed max_connections or max_connections_per_ip; logs and counts refusals.
+    Admission admit(const std::string &address, ConnectionSlot &slot);
+    // The 503 a refused connection gets.
+    static FrontResponse refusal(Admission why);
+
     std::size_t connections() const;
+    std::size_t connections_from(const std::string &address) const;
     // Waits until every connection slot is released or the deadline passes; true when idle.
     bool wait_idle(std::chrono::steady_clock::time_point deadline);
 
@@ -131,10 +194,12 @@ public:
     }
     void end_running();
 
+    // The SSE / long-polling sessions (fallback.cpp).
+    Fallback &fallback() { return *fallback_; }
+
 private:
     friend class ConnectionSlot;
-    void acquire_connection();
-    void release_connection() noexcept;
+    void release_connection(const std::string &address) noexcept;
 
     mutable std::mutex host_mu_;  // guards host_detached_ around every log and metric call
     bool host_detached_ = false;
@@ -142,17 +207,27 @@ private:
     mutable std::mutex mu_;
     std::condition_variable idle_cv_;
     std::size_t connections_ = 0;
+    std::unordered_map<std::string, std::size_t> per_address_;
     std::unordered_map<Tracked *, std::weak_ptr<Tracked>> sessions_;
     bool stopping_ = false;
     bool running_ = true;
+
+    // Emptied by Server::stop() once no io thread runs (its sessions own timers of ioc).
+    std::unique_ptr<Fallback> fallback_;
 
 public:
     net::io_context ioc;  // keep last (see LIFETIME)
 };
 
 // websocket_session.cpp: takes over a connection whose request is a WebSocket upgrade to the
-// chat endpoint. Runs on the connection's strand.
-void start_websocket(Core &core, beast::tcp_stream &&stream, Request &&upgrade,
-                     ConnectionSlot &&slot, std::string peer);
+// chat endpoint (or the voice relay). Runs on the connection's strand.
+void start_websocket(Core &core, PlainStream &&stream, Request &&upgrade, ConnectionSlot &&slot,
+                     std::string peer);
+void start_websocket(Core &core, TlsStream &&stream, Request &&upgrade, ConnectionSlot &&slot,
+                     std::string peer);
+
+// tls.cpp: the server's TLS context from tls_cert_file and tls_key_file: TLS 1.2 and 1.3 only,
+// forward-secret AEAD cipher suites. Throws sdk::Error naming the option that does not load.
+std::unique_ptr<ssl::context> make_tls_context(const ServerOptions &opt);
 
 }  // namespace consilium::beast_transport

@@ -1,29 +1,39 @@
 // The HTTP side of the Beast server, written the way Beast's examples write servers
-// (advanced_server_flex): a Listener that accepts onto one strand per connection, an HttpSession
-// owned by shared_from_this with do_x/on_x pairs and one fail(), limits and timeouts set before
-// every read. Requests go to the engine through cs_front_api::http(); the engine's answer comes
-// back from any thread and is posted to the session's strand. Static files are served here, and
-// a WebSocket upgrade to /v1/chat (the chat channel) or /v1/voice/relay (a voice relay) is handed
-// to websocket_session.cpp; the engine tells them apart by the target it gets in chat_open.
+// (advanced_server_flex): a Listener that accepts onto one strand per connection, a
+// DetectSession that tells TLS from plain when TLS is on, an HttpSession (one template for plain
+// and TLS streams) owned by shared_from_this with do_x/on_x pairs and one fail(), limits and
+// timeouts set before every read. Requests go to the engine through cs_front_api::http(); the
+// engine's answer comes back from any thread and is posted to the session's strand. Static files
+// are served here; a WebSocket upgrade to /v1/chat (the chat channel) or /v1/voice/relay (a
+// voice relay) is handed to websocket_session.cpp (the engine tells them apart by the target it
+// gets in chat_open); /v1/chat/sessions... go to the fallback transports (fallback.cpp), whose
+// SSE streams this file writes.
 #include "core.hpp"
+#include "fallback.hpp"
 #include "server.hpp"
 
 #include <consilium/sdk/core.hpp>
 
 #include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/write.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/core/file.hpp>
 #include <boost/beast/core/string.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/file_body.hpp>
 #include <boost/beast/http/message_generator.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
 #include <array>
+#include <deque>
 #include <future>
+#include <sstream>
+#include <type_traits>
 
 namespace consilium::beast_transport {
 
@@ -33,30 +43,6 @@ namespace {
 // that the client reads our response instead of a reset (nginx's lingering close).
 constexpr std::chrono::milliseconds kLinger{2000};
 
-std::string json_escape(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20) {
-                static constexpr char hex[] = "0123456789abcdef";
-                out += "\\u00";
-                out.push_back(hex[(c >> 4) & 0xf]);
-                out.push_back(hex[c & 0xf]);
-            } else {
-                out.push_back(c);
-            }
-        }
-    }
-    return out;
-}
-
 // An error the transport itself answers, in the API's error shape.
 http::response<http::string_body> error_response(http::status status, std::string_view code,
                                                  std::string_view message, unsigned version,
@@ -64,8 +50,7 @@ http::response<http::string_body> error_response(http::status status, std::strin
     http::response<http::string_body> res{status, version};
     res.set(http::field::content_type, "application/json");
     res.set(http::field::cache_control, "no-store");
-    res.body() = "{\"error\":{\"code\":\"" + json_escape(code) + "\",\"message\":\"" +
-                 json_escape(message) + "\"}}";
+    res.body() = error_json(code, message);
     res.keep_alive(keep_alive);
     res.prepare_payload();
     return res;
@@ -92,7 +77,60 @@ bool is_http_parse_error(const beast::error_code &ec) {
     return ec.category() == beast::error_code(http::error::bad_target).category();
 }
 
+std::string hex(std::size_t n) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    do {
+        out.insert(out.begin(), digits[n & 15]);
+        n >>= 4;
+    } while (n != 0);
+    return out;
+}
+
 }  // namespace
+
+std::string json_escape(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) {
+                static constexpr char digits[] = "0123456789abcdef";
+                out += "\\u00";
+                out.push_back(digits[(c >> 4) & 0xf]);
+                out.push_back(digits[c & 0xf]);
+            } else {
+                out.push_back(c);
+            }
+        }
+    }
+    return out;
+}
+
+std::string error_json(std::string_view code, std::string_view message) {
+    return "{\"error\":{\"code\":\"" + json_escape(code) + "\",\"message\":\"" + json_escape(message) +
+           "\"}}";
+}
+
+std::string_view bearer_token(std::string_view authorization) {
+    constexpr std::string_view scheme = "bearer ";
+    if (authorization.size() <= scheme.size()) return {};
+    for (std::size_t i = 0; i < scheme.size(); ++i) {
+        char c = authorization[i];
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        if (c != scheme[i]) return {};
+    }
+    std::string_view token = authorization.substr(scheme.size());
+    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+    while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+    return token;
+}
 
 std::string endpoint_string(const tcp::endpoint &ep) {
     auto addr = ep.address();
@@ -100,20 +138,47 @@ std::string endpoint_string(const tcp::endpoint &ep) {
     return host + ":" + std::to_string(ep.port());
 }
 
+std::string address_key(const net::ip::address &address) {
+    if (address.is_v6() && address.to_v6().is_v4_mapped())
+        return net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6()).to_string();
+    return address.to_string();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Core
+
+namespace {
+
+bool has_chat_drained(const cs_front_api *front) {
+    return front->struct_size >= offsetof(cs_front_api, chat_drained) + sizeof(front->chat_drained) &&
+           front->chat_drained != nullptr;
+}
+
+}  // namespace
 
 Core::Core(const cs_host_api *host_api, ServerOptions options)
     : host(host_api), front(host_api->front), opt(std::move(options)),
       statics(opt.static_dir.empty() ? std::nullopt
                                      : std::optional<StaticFiles>(StaticFiles(opt.static_dir))),
+      tls(opt.tls() ? make_tls_context(opt) : nullptr),
+      front_has_drained(has_chat_drained(host_api->front)),
       connections_gauge(host->metric(host->ctx, CS_METRIC_GAUGE, to_cs("transport_connections"),
                                      to_cs("Open client connections (HTTP and WebSocket)"))),
       websockets_gauge(host->metric(host->ctx, CS_METRIC_GAUGE, to_cs("transport_websockets"),
                                     to_cs("Open WebSocket chat connections"))),
       refused_counter(host->metric(host->ctx, CS_METRIC_COUNTER, to_cs("transport_refused_total"),
                                    to_cs("Connections refused with 503 over max_connections"))),
-      ioc(static_cast<int>(opt.threads)) {}
+      refused_per_ip_counter(host->metric(host->ctx, CS_METRIC_COUNTER,
+                                          to_cs("transport_refused_per_ip_total"),
+                                          to_cs("Connections refused with 503 over max_connections_per_ip"))),
+      fallback_sessions_gauge(host->metric(host->ctx, CS_METRIC_GAUGE, to_cs("transport_fallback_sessions"),
+                                           to_cs("Open SSE / long-polling chat sessions"))),
+      fallback_(std::make_unique<Fallback>(*this)), ioc(static_cast<int>(opt.threads)) {}
+
+Core::~Core() {
+    // Normally empty already (Server::stop); its sessions own timers of ioc, which goes first.
+    fallback_->clear();
+}
 
 void Core::log(cs_log_level level, const std::string &message) const {
     std::lock_guard<std::mutex> lock(host_mu_);
@@ -136,19 +201,61 @@ std::size_t Core::connections() const {
     return connections_;
 }
 
-void Core::acquire_connection() {
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        ++connections_;
-    }
-    metric_add(connections_gauge, 1);
+std::size_t Core::connections_from(const std::string &address) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = per_address_.find(address);
+    return it == per_address_.end() ? 0 : it->second;
 }
 
-void Core::release_connection() noexcept {
+Admission Core::admit(const std::string &address, ConnectionSlot &slot) {
+    Admission why = Admission::admitted;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        std::size_t &from = per_address_[address];
+        if (connections_ >= opt.max_connections) why = Admission::over_total;
+        else if (from >= opt.max_connections_per_ip) why = Admission::over_address;
+        if (why == Admission::admitted) {
+            ++connections_;
+            ++from;
+        } else if (from == 0) {
+            per_address_.erase(address);
+        }
+    }
+    switch (why) {
+    case Admission::admitted:
+        slot.release();
+        slot.core_ = this;
+        slot.address_ = address;
+        metric_add(connections_gauge, 1);
+        break;
+    case Admission::over_total:
+        metric_add(refused_counter, 1);
+        log(CS_LOG_WARN, "over max_connections (" + std::to_string(opt.max_connections) +
+                             "); refusing a connection with 503");
+        break;
+    case Admission::over_address:
+        metric_add(refused_per_ip_counter, 1);
+        log(CS_LOG_WARN, "over max_connections_per_ip (" + std::to_string(opt.max_connections_per_ip) +
+                             ") from " + address + "; refusing a connection with 503");
+        break;
+    }
+    return why;
+}
+
+FrontResponse Core::refusal(Admission why) {
+    if (why == Admission::over_address)
+        return FrontResponse::error(503, "too_many_connections",
+                                    "too many open connections from your address; close some or retry later");
+    return FrontResponse::error(503, "overloaded", "the server has too many open connections; retry later");
+}
+
+void Core::release_connection(const std::string &address) noexcept {
     bool idle;
     {
         std::lock_guard<std::mutex> lock(mu_);
         idle = --connections_ == 0;
+        auto it = per_address_.find(address);
+        if (it != per_address_.end() && --it->second == 0) per_address_.erase(it);
     }
     if (idle) idle_cv_.notify_all();
     metric_add(connections_gauge, -1);
@@ -192,67 +299,87 @@ void Core::end_running() {
     running_ = false;
 }
 
-ConnectionSlot::ConnectionSlot(Core &core) : core_(&core) { core.acquire_connection(); }
-
 ConnectionSlot &ConnectionSlot::operator=(ConnectionSlot &&other) noexcept {
     if (this != &other) {
         release();
         core_ = std::exchange(other.core_, nullptr);
+        address_ = std::move(other.address_);
     }
     return *this;
 }
 
 void ConnectionSlot::release() noexcept {
-    if (core_) std::exchange(core_, nullptr)->release_connection();
+    if (core_) std::exchange(core_, nullptr)->release_connection(address_);
 }
 
 // ---------------------------------------------------------------------------------------------
-// HttpSession: one keep-alive HTTP connection, one request at a time.
+// HttpSession: one keep-alive HTTP connection, one request at a time; plain or TLS.
 
-// What the engine answered, copied out of the borrowed cs_http_response.
-struct FrontResponse {
-    int status = 500;
-    std::string content_type;
-    std::string body;
-    std::vector<std::pair<std::string, std::string>> headers;
+// What an answer from off the strand needs of the session it goes to.
+class Responder {
+public:
+    virtual ~Responder() = default;
+    virtual const net::any_io_executor &executor() const = 0;
+    // On the strand: the answer to the request we handed over.
+    virtual void on_front_response(FrontResponse r) = 0;
 };
 
-class HttpSession : public Tracked, public std::enable_shared_from_this<HttpSession> {
+template <class Stream>
+class HttpSession : public Tracked,
+                    public Responder,
+                    public SseSink,
+                    public std::enable_shared_from_this<HttpSession<Stream>> {
+    static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
 public:
-    // slot is empty for a connection that is only refused (see refuse()).
-    HttpSession(tcp::socket &&socket, Core &core, ConnectionSlot slot)
-        : core_(core), stream_(std::move(socket)), executor_(stream_.get_executor()),
-          slot_(std::move(slot)) {
-        beast::error_code ec;
-        auto ep = stream_.socket().remote_endpoint(ec);
-        peer_ = ec ? std::string("unknown") : endpoint_string(ep);
-    }
-    ~HttpSession() override { core_.untrack(this); }
+    // buffer: bytes already read from the connection (TLS detection).
+    HttpSession(Stream &&stream, beast::flat_buffer &&buffer, Core &core, ConnectionSlot slot,
+                std::string peer)
+        : core_(core), stream_(std::move(stream)), executor_(stream_.get_executor()),
+          buffer_(std::move(buffer)), slot_(std::move(slot)), peer_(std::move(peer)) {}
 
-    void run() {
-        if (!core_.track(this, weak_from_this())) stopping_ = true;
-        net::dispatch(executor_, beast::bind_front_handler(&HttpSession::do_read, shared_from_this()));
+    ~HttpSession() override {
+        core_.untrack(this);
+        if (source_) source_->detach_sse(this);
     }
 
-    // Over max_connections: answer 503 at once, without reading the request, and close.
-    void refuse() {
-        net::dispatch(executor_, [self = shared_from_this()] {
-            self->send_error(http::status::service_unavailable, "overloaded",
-                             "the server has too many open connections; retry later", 11, true);
-        });
+    // refused: answer 503 at once, without reading a request, and close (after the TLS
+    // handshake on a TLS connection).
+    void start(std::optional<Admission> refused) {
+        refused_ = refused;
+        net::dispatch(executor_, beast::bind_front_handler(&HttpSession::on_start, this->shared_from_this()));
     }
 
     void shutdown() override {
-        net::post(executor_, [self = shared_from_this()] { self->on_shutdown(); });
+        net::post(executor_, [self = this->shared_from_this()] { self->on_shutdown(); });
     }
     void abandon() override {}
 
-    const net::any_io_executor &executor() const { return executor_; }
+    const net::any_io_executor &executor() const override { return executor_; }
+    void on_front_response(FrontResponse r) override;
 
-    // On the strand: the engine's answer to the request we handed over.
-    void on_front_response(FrontResponse r);
+    // SseSink: from the fallback session's strand.
+    void sse_write(std::shared_ptr<const std::string> bytes, uint64_t last_id) override {
+        net::post(executor_, [self = this->shared_from_this(), bytes = std::move(bytes), last_id]() mutable {
+            self->queue_sse(SseOut{SseOut::data, std::move(bytes), last_id});
+        });
+    }
+    void sse_end(std::shared_ptr<const std::string> bytes) override {
+        net::post(executor_, [self = this->shared_from_this(), bytes = std::move(bytes)]() mutable {
+            self->queue_sse(SseOut{SseOut::end, std::move(bytes), 0});
+        });
+    }
 
 private:
+    struct SseOut {
+        enum Kind { header, data, end } kind;
+        std::shared_ptr<const std::string> bytes;  // data; end: may be null
+        uint64_t last_id;                          // data: reported once written
+    };
+
+    void on_start();
+    void on_handshake(beast::error_code ec, std::size_t used);
+    void send_refusal();
     void do_read();
     void on_read_header(beast::error_code ec, std::size_t bytes);
     void on_continue(beast::error_code ec, std::size_t bytes);
@@ -260,6 +387,7 @@ private:
     void on_read(beast::error_code ec, std::size_t bytes);
     void handle_request();
     void call_front(Request &req);
+    void handle_fallback(Request &req, std::string_view path);
     void serve_static(const Request &req);
     void send(http::message_generator msg, bool keep_alive);
     void on_write(bool keep_alive, beast::error_code ec, std::size_t bytes);
@@ -269,22 +397,37 @@ private:
                     unsigned version, bool linger);
     void on_shutdown();
     void do_close();
+    void on_tls_shutdown(beast::error_code ec);
     void do_linger();
     void on_linger(beast::error_code ec, std::size_t bytes);
     void fail(beast::error_code ec, const char *what);
+
+    // SSE (GET /v1/chat/sessions/<id>/events): the response is a stream the fallback session
+    // writes to through sse_write/sse_end; the connection serves nothing else afterwards.
+    void start_sse(std::shared_ptr<SseSource> source, uint64_t after);
+    void queue_sse(SseOut out);
+    void write_sse();
+    void on_sse_write(beast::error_code ec, std::size_t bytes);
+    void do_sse_read();
+    void on_sse_read(beast::error_code ec, std::size_t bytes);
+    // The stream is over: graceful (the last chunk went out) or not (error, client gone).
+    void end_sse(bool graceful);
+
+    beast::tcp_stream &tcp() { return beast::get_lowest_layer(stream_); }
 
     bool keep_alive_wanted(const Request &req) const {
         return req.keep_alive() && !stopping_ && core_.front->accepting(core_.front_ctx()) != 0;
     }
 
     Core &core_;
-    beast::tcp_stream stream_;
+    Stream stream_;
     const net::any_io_executor executor_;  // the connection's strand; never changes
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     ConnectionSlot slot_;
     std::string peer_;
-    std::unique_ptr<std::array<char, 4096>> drain_;  // lingering close only
+    std::unique_ptr<std::array<char, 4096>> drain_;  // lingering close and SSE only
+    std::optional<Admission> refused_;
 
     // Strand state.
     bool stopping_ = false;   // stop() asked: finish the request under way, then close
@@ -295,6 +438,15 @@ private:
     unsigned version_ = 11;
     bool keep_alive_ = true;
     bool head_ = false;
+    // SSE.
+    bool streaming_ = false;
+    bool sse_chunked_ = false;
+    bool sse_writing_ = false;
+    bool sse_done_ = false;
+    std::shared_ptr<SseSource> source_;
+    std::deque<SseOut> sse_queue_;
+    std::string sse_header_;  // the response header, written first
+    std::string sse_prefix_;  // the chunk size line of the write under way
 };
 
 // The respond_ctx handed to the engine with each request.
@@ -304,7 +456,7 @@ private:
 // it is released first.
 struct PendingResponse {
     std::shared_ptr<Core> core;
-    std::shared_ptr<HttpSession> session;
+    std::shared_ptr<Responder> session;
 
     static void respond(void *ctx, const cs_http_response *response) noexcept {
         std::unique_ptr<PendingResponse> self(static_cast<PendingResponse *>(ctx));
@@ -319,9 +471,7 @@ struct PendingResponse {
                     r.headers.emplace_back(std::string(to_sv(response->headers[i].name)),
                                            std::string(to_sv(response->headers[i].value)));
             } else {
-                r.status = 500;
-                r.content_type = "application/json";
-                r.body = R"({"error":{"code":"internal","message":"the engine gave no response"}})";
+                r = FrontResponse::error(500, "internal", "the engine gave no response");
             }
             auto session = std::move(self->session);
             const auto &ex = session->executor();
@@ -334,19 +484,55 @@ struct PendingResponse {
     }
 };
 
-void HttpSession::do_read() {
+template <class Stream>
+void HttpSession<Stream>::on_start() {
+    if (!core_.track(this, this->weak_from_this())) stopping_ = true;
+    if constexpr (kTls) {
+        tcp().expires_after(core_.opt.read_timeout);
+        stream_.async_handshake(ssl::stream_base::server, buffer_.data(),
+                                beast::bind_front_handler(&HttpSession::on_handshake, this->shared_from_this()));
+    } else {
+        if (refused_) return send_refusal();
+        do_read();
+    }
+}
+
+template <class Stream>
+void HttpSession<Stream>::on_handshake(beast::error_code ec, std::size_t used) {
+    if (ec) return fail(ec, "tls handshake");  // the connection closes with the session
+    buffer_.consume(used);
+    if (refused_) return send_refusal();
+    do_read();
+}
+
+template <class Stream>
+void HttpSession<Stream>::send_refusal() {
+    FrontResponse r = Core::refusal(*refused_);
+    http::response<http::string_body> res{http::status::service_unavailable, 11};
+    res.set(http::field::content_type, r.content_type);
+    res.set(http::field::cache_control, "no-store");
+    res.body() = std::move(r.body);
+    res.keep_alive(false);
+    res.prepare_payload();
+    linger_ = true;
+    send(http::message_generator(std::move(res)), false);
+}
+
+template <class Stream>
+void HttpSession<Stream>::do_read() {
     if (stopping_) return do_close();
     // A fresh parser for every request, its limits set before the read.
     parser_.emplace();
     parser_->body_limit(core_.opt.body_limit);
     parser_->header_limit(core_.opt.header_limit);
-    stream_.expires_after(core_.opt.read_timeout);
+    tcp().expires_after(core_.opt.read_timeout);
     reading_ = true;
     http::async_read_header(stream_, buffer_, *parser_,
-                            beast::bind_front_handler(&HttpSession::on_read_header, shared_from_this()));
+                            beast::bind_front_handler(&HttpSession::on_read_header, this->shared_from_this()));
 }
 
-void HttpSession::on_read_header(beast::error_code ec, std::size_t bytes) {
+template <class Stream>
+void HttpSession<Stream>::on_read_header(beast::error_code ec, std::size_t bytes) {
     if (ec) return on_read(ec, bytes);
     // A client that waits for "100 Continue" before sending its body (curl does for large ones)
     // gets it once the header passed the limits.
@@ -355,12 +541,13 @@ void HttpSession::on_read_header(beast::error_code ec, std::size_t bytes) {
         !parser_->is_done()) {
         static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
         return net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
-                                beast::bind_front_handler(&HttpSession::on_continue, shared_from_this()));
+                                beast::bind_front_handler(&HttpSession::on_continue, this->shared_from_this()));
     }
     read_body();
 }
 
-void HttpSession::on_continue(beast::error_code ec, std::size_t) {
+template <class Stream>
+void HttpSession<Stream>::on_continue(beast::error_code ec, std::size_t) {
     if (ec) {
         reading_ = false;
         return fail(ec, "write");
@@ -368,13 +555,15 @@ void HttpSession::on_continue(beast::error_code ec, std::size_t) {
     read_body();
 }
 
-void HttpSession::read_body() {
+template <class Stream>
+void HttpSession<Stream>::read_body() {
     if (parser_->is_done()) return on_read({}, 0);
     http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
+                     beast::bind_front_handler(&HttpSession::on_read, this->shared_from_this()));
 }
 
-void HttpSession::on_read(beast::error_code ec, std::size_t) {
+template <class Stream>
+void HttpSession<Stream>::on_read(beast::error_code ec, std::size_t) {
     reading_ = false;
     unsigned version = parser_ && parser_->is_header_done() ? parser_->get().version() : 11;
     if (ec == http::error::end_of_stream || ec == http::error::partial_message) return do_close();
@@ -399,11 +588,12 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
                           version, true);
     }
     if (ec) return fail(ec, "read");
-    stream_.expires_never();
+    tcp().expires_never();
     handle_request();
 }
 
-void HttpSession::handle_request() {
+template <class Stream>
+void HttpSession<Stream>::handle_request() {
     Request &req = parser_->get();
     version_ = req.version();
     head_ = req.method() == http::verb::head;
@@ -422,12 +612,14 @@ void HttpSession::handle_request() {
             return;
         }
     }
+    if (Fallback::owns(path)) return handle_fallback(req, path);
     if (core_.statics && (req.method() == http::verb::get || head_) && is_static_path(path))
         return serve_static(req);
     call_front(req);
 }
 
-void HttpSession::call_front(Request &req) {
+template <class Stream>
+void HttpSession<Stream>::call_front(Request &req) {
     std::vector<cs_header> headers;
     headers.reserve(16);
     for (const auto &field : req)
@@ -443,13 +635,55 @@ void HttpSession::call_front(Request &req) {
 
     auto pending = std::make_unique<PendingResponse>();
     pending->core = core_.shared_from_this();
-    pending->session = shared_from_this();
+    pending->session = this->shared_from_this();
     // The engine may answer from inside this call: respond() posts, so we are not re-entered.
     core_.front->http(core_.front_ctx(), &creq, &PendingResponse::respond, pending.release());
     parser_.reset();  // the request was borrowed for the call only
 }
 
-void HttpSession::on_front_response(FrontResponse r) {
+template <class Stream>
+void HttpSession<Stream>::handle_fallback(Request &req, std::string_view path) {
+    std::vector<cs_header> headers;
+    headers.reserve(16);
+    for (const auto &field : req)
+        headers.push_back(cs_header{to_cs(field.name_string()), to_cs(field.value())});
+    beast::error_code ignored;
+    auto remote = tcp().socket().remote_endpoint(ignored);
+    std::string address = ignored ? std::string("unknown") : address_key(remote.address());
+    FallbackRequest fr;
+    fr.method = req.method_string();
+    fr.target = req.target();
+    fr.body = req.body();
+    fr.peer = peer_;
+    fr.address = address;
+    fr.authorization = req[http::field::authorization];
+    fr.origin = req[http::field::origin];
+    fr.last_event_id = req["Last-Event-ID"];
+    fr.headers = headers.data();
+    fr.header_count = headers.size();
+
+    if (Fallback::is_events(fr.method, path)) {
+        FrontResponse error;
+        uint64_t after = 0;
+        auto source = core_.fallback().find_for_events(fr, error, after);
+        parser_.reset();
+        if (!source) return on_front_response(std::move(error));
+        return start_sse(std::move(source), after);
+    }
+    // The session answers from an io thread while this Core lives: a raw pointer suffices (and
+    // a shared one would keep the Core alive from inside its own io_context).
+    Core *core = &core_;
+    std::shared_ptr<Responder> self = this->shared_from_this();
+    core_.fallback().handle(fr, [core, self](FrontResponse r) {
+        core->post_while_running(self->executor(), [self, r = std::move(r)]() mutable {
+            self->on_front_response(std::move(r));
+        });
+    });
+    parser_.reset();
+}
+
+template <class Stream>
+void HttpSession<Stream>::on_front_response(FrontResponse r) {
     if (r.status < 100 || r.status > 599) {
         core_.log(CS_LOG_ERROR, "the engine answered with status " + std::to_string(r.status) +
                                     "; sending 500");
@@ -478,7 +712,8 @@ void HttpSession::on_front_response(FrontResponse r) {
     send(http::message_generator(std::move(res)), keep_alive);
 }
 
-void HttpSession::serve_static(const Request &req) {
+template <class Stream>
+void HttpSession<Stream>::serve_static(const Request &req) {
     StaticLookup found = core_.statics->resolve(req.target());
     if (found.kind == StaticLookup::Kind::bad_request)
         return send_error(http::status::bad_request, "bad_request", "invalid path", version_, false);
@@ -513,8 +748,9 @@ void HttpSession::serve_static(const Request &req) {
     send(http::message_generator(std::move(res)), keep_alive_);
 }
 
-void HttpSession::send_error(http::status status, std::string_view code, std::string_view message,
-                             unsigned version, bool linger) {
+template <class Stream>
+void HttpSession<Stream>::send_error(http::status status, std::string_view code,
+                                     std::string_view message, unsigned version, bool linger) {
     // A request we could not read to its end leaves the connection unusable: close it.
     bool keep_alive = !linger && keep_alive_ && !stopping_;
     linger_ = linger;
@@ -522,55 +758,274 @@ void HttpSession::send_error(http::status status, std::string_view code, std::st
          keep_alive);
 }
 
-void HttpSession::send(http::message_generator msg, bool keep_alive) {
-    stream_.expires_after(core_.opt.read_timeout);
+template <class Stream>
+void HttpSession<Stream>::send(http::message_generator msg, bool keep_alive) {
+    tcp().expires_after(core_.opt.read_timeout);
     beast::async_write(stream_, std::move(msg),
-                       beast::bind_front_handler(&HttpSession::on_write, shared_from_this(),
+                       beast::bind_front_handler(&HttpSession::on_write, this->shared_from_this(),
                                                  keep_alive));
 }
 
-void HttpSession::on_write(bool keep_alive, beast::error_code ec, std::size_t) {
+template <class Stream>
+void HttpSession<Stream>::on_write(bool keep_alive, beast::error_code ec, std::size_t) {
     if (ec) return fail(ec, "write");
     if (linger_) return do_linger();
     if (!keep_alive || stopping_) return do_close();
     do_read();
 }
 
-void HttpSession::on_shutdown() {
+template <class Stream>
+void HttpSession<Stream>::on_shutdown() {
     stopping_ = true;
     if (handed_off_) return;
+    if (streaming_) {
+        // The fallback session ends the stream (with its close event); cut it if that lags.
+        if (!sse_done_) tcp().expires_after(kLinger);
+        return;
+    }
     // Idle between requests: close now. Otherwise the request under way finishes first.
     if (reading_) {
         beast::error_code ignored;
-        stream_.socket().close(ignored);
+        tcp().socket().close(ignored);
     }
 }
 
-void HttpSession::do_close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    // The session (and the socket) go when the last handler holding it returns.
+template <class Stream>
+void HttpSession<Stream>::do_close() {
+    if constexpr (kTls) {
+        // close_notify, then the TCP close; a peer that does not answer gets cut after kLinger.
+        tcp().expires_after(kLinger);
+        stream_.async_shutdown(beast::bind_front_handler(&HttpSession::on_tls_shutdown, this->shared_from_this()));
+    } else {
+        beast::error_code ignored;
+        tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+        // The session (and the socket) go when the last handler holding it returns.
+    }
 }
 
-void HttpSession::do_linger() {
+template <class Stream>
+void HttpSession<Stream>::on_tls_shutdown(beast::error_code) {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    tcp().socket().close(ignored);
+}
+
+template <class Stream>
+void HttpSession<Stream>::do_linger() {
+    // Over TLS the shutdown reads (and drops) what the client still sends until its close_notify.
+    if constexpr (kTls) return do_close();
+    beast::error_code ignored;
+    tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
     drain_ = std::make_unique<std::array<char, 4096>>();
-    stream_.expires_after(kLinger);
-    stream_.async_read_some(net::buffer(*drain_),
-                            beast::bind_front_handler(&HttpSession::on_linger, shared_from_this()));
+    tcp().expires_after(kLinger);
+    tcp().async_read_some(net::buffer(*drain_),
+                          beast::bind_front_handler(&HttpSession::on_linger, this->shared_from_this()));
 }
 
-void HttpSession::on_linger(beast::error_code ec, std::size_t) {
+template <class Stream>
+void HttpSession<Stream>::on_linger(beast::error_code ec, std::size_t) {
     if (ec) return;  // end of stream, timeout or error: the connection is done
-    stream_.async_read_some(net::buffer(*drain_),
-                            beast::bind_front_handler(&HttpSession::on_linger, shared_from_this()));
+    tcp().async_read_some(net::buffer(*drain_),
+                          beast::bind_front_handler(&HttpSession::on_linger, this->shared_from_this()));
 }
 
-void HttpSession::fail(beast::error_code ec, const char *what) {
+template <class Stream>
+void HttpSession<Stream>::fail(beast::error_code ec, const char *what) {
     if (ec == net::error::operation_aborted || ec == beast::error::timeout) return;
     core_.log(CS_LOG_DEBUG, std::string("http ") + what + " from " + peer_ + ": " + ec.message());
 }
+
+// ---- SSE ----
+
+template <class Stream>
+void HttpSession<Stream>::start_sse(std::shared_ptr<SseSource> source, uint64_t after) {
+    streaming_ = true;
+    source_ = std::move(source);
+    // HTTP/1.1: chunked, so the client knows a complete stream from a cut one; HTTP/1.0: the
+    // body runs until the connection closes. The connection serves nothing else afterwards.
+    sse_chunked_ = version_ >= 11;
+    http::response<http::empty_body> res{http::status::ok, version_};
+    res.set(http::field::content_type, "text/event-stream");
+    res.set(http::field::cache_control, "no-store");
+    res.set("X-Accel-Buffering", "no");  // proxies that buffer responses (nginx) must not
+    res.keep_alive(false);
+    if (sse_chunked_) res.chunked(true);
+    std::ostringstream os;
+    os << res.base();
+    sse_header_ = os.str();
+    sse_queue_.push_back(SseOut{SseOut::header, nullptr, 0});
+    write_sse();
+    drain_ = std::make_unique<std::array<char, 4096>>();
+    do_sse_read();
+    std::weak_ptr<SseSink> sink = std::static_pointer_cast<SseSink>(this->shared_from_this());
+    source_->attach_sse(std::move(sink), this, after);
+}
+
+template <class Stream>
+void HttpSession<Stream>::queue_sse(SseOut out) {
+    if (sse_done_) return;
+    sse_queue_.push_back(std::move(out));
+    if (!sse_writing_) write_sse();
+}
+
+template <class Stream>
+void HttpSession<Stream>::write_sse() {
+    if (sse_queue_.empty() || sse_done_) return;
+    const SseOut &out = sse_queue_.front();
+    static constexpr std::string_view kCrlf = "\r\n";
+    static constexpr std::string_view kLastChunk = "0\r\n\r\n";
+    std::array<net::const_buffer, 4> bufs{};
+    std::size_t n = 0;
+    if (out.kind == SseOut::header) {
+        bufs[n++] = net::buffer(sse_header_);
+    } else {
+        if (out.bytes && !out.bytes->empty()) {
+            if (sse_chunked_) {
+                sse_prefix_ = hex(out.bytes->size()) + "\r\n";
+                bufs[n++] = net::buffer(sse_prefix_);
+                bufs[n++] = net::buffer(*out.bytes);
+                bufs[n++] = net::buffer(kCrlf.data(), kCrlf.size());
+            } else {
+                bufs[n++] = net::buffer(*out.bytes);
+            }
+        }
+        if (out.kind == SseOut::end && sse_chunked_) bufs[n++] = net::buffer(kLastChunk.data(), kLastChunk.size());
+    }
+    sse_writing_ = true;
+    tcp().expires_after(core_.opt.read_timeout);  // a client that stops reading is cut
+    net::async_write(stream_, std::array<net::const_buffer, 4>(bufs),
+                     beast::bind_front_handler(&HttpSession::on_sse_write, this->shared_from_this()));
+}
+
+template <class Stream>
+void HttpSession<Stream>::on_sse_write(beast::error_code ec, std::size_t) {
+    sse_writing_ = false;
+    if (ec) {
+        fail(ec, "sse write");
+        return end_sse(false);
+    }
+    SseOut out = std::move(sse_queue_.front());
+    sse_queue_.pop_front();
+    // The read that watches for the client going away has no deadline of its own.
+    if (stopping_) tcp().expires_after(kLinger);
+    else tcp().expires_never();
+    if (out.kind == SseOut::end) return end_sse(true);
+    if (out.kind == SseOut::data && source_) source_->sse_written(this, out.last_id);
+    write_sse();
+}
+
+template <class Stream>
+void HttpSession<Stream>::do_sse_read() {
+    stream_.async_read_some(net::buffer(*drain_),
+                            beast::bind_front_handler(&HttpSession::on_sse_read, this->shared_from_this()));
+}
+
+template <class Stream>
+void HttpSession<Stream>::on_sse_read(beast::error_code ec, std::size_t) {
+    if (!ec) return do_sse_read();  // whatever the client sends now is ignored
+    if (!sse_done_) fail(ec, "sse read");
+    end_sse(false);
+    beast::error_code ignored;
+    tcp().socket().close(ignored);
+}
+
+template <class Stream>
+void HttpSession<Stream>::end_sse(bool graceful) {
+    if (sse_done_) return;
+    sse_done_ = true;
+    sse_queue_.clear();
+    if (source_) {
+        source_->detach_sse(this);
+        source_.reset();
+    }
+    beast::error_code ignored;
+    if (graceful) {
+        // The last chunk is out: half-close, and let the pending read see the client's end.
+        tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+        tcp().expires_after(kLinger);
+    } else {
+        tcp().socket().close(ignored);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DetectSession: with TLS on, tells a TLS ClientHello from plain HTTP (advanced_server_flex).
+
+class DetectSession : public Tracked, public std::enable_shared_from_this<DetectSession> {
+public:
+    DetectSession(tcp::socket &&socket, Core &core, ConnectionSlot slot, std::optional<Admission> refused,
+                  std::string peer)
+        : core_(core), stream_(std::move(socket)), executor_(stream_.get_executor()),
+          slot_(std::move(slot)), refused_(refused), peer_(std::move(peer)) {}
+    ~DetectSession() override { core_.untrack(this); }
+
+    void run() {
+        net::dispatch(executor_, beast::bind_front_handler(&DetectSession::on_run, shared_from_this()));
+    }
+
+    void shutdown() override {
+        net::post(executor_, [self = shared_from_this()] {
+            self->stopping_ = true;
+            if (!self->handed_off_) self->stream_.close();
+        });
+    }
+    void abandon() override {}
+
+private:
+    void on_run() {
+        if (!core_.track(this, weak_from_this())) return stream_.close();
+        stream_.expires_after(core_.opt.read_timeout);
+        beast::async_detect_ssl(stream_, buffer_,
+                                beast::bind_front_handler(&DetectSession::on_detect, shared_from_this()));
+    }
+
+    void on_detect(beast::error_code ec, bool is_tls) {
+        if (ec || stopping_) {
+            if (ec && ec != net::error::operation_aborted && ec != beast::error::timeout &&
+                ec != net::error::eof)
+                core_.log(CS_LOG_DEBUG, "tls detection from " + peer_ + ": " + ec.message());
+            return;
+        }
+        if (is_tls) {
+            handed_off_ = true;
+            std::make_shared<HttpSession<TlsStream>>(TlsStream(std::move(stream_), *core_.tls),
+                                                     std::move(buffer_), core_, std::move(slot_),
+                                                     std::move(peer_))
+                ->start(refused_);
+            return;
+        }
+        if (core_.opt.tls_also_plain) {
+            handed_off_ = true;
+            std::make_shared<HttpSession<PlainStream>>(std::move(stream_), std::move(buffer_), core_,
+                                                       std::move(slot_), std::move(peer_))
+                ->start(refused_);
+            return;
+        }
+        core_.log(CS_LOG_DEBUG, "plain connection to a TLS-only listener from " + peer_ + "; closed");
+        // Close lingering, so the client sees the end of the stream rather than a reset.
+        beast::error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        stream_.expires_after(kLinger);
+        do_drain();
+    }
+
+    void do_drain() {
+        stream_.async_read_some(net::buffer(drain_),
+                                [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                    if (!ec) self->do_drain();
+                                });
+    }
+
+    Core &core_;
+    beast::tcp_stream stream_;
+    const net::any_io_executor executor_;  // the connection's strand; outlives a moved stream_
+    beast::flat_buffer buffer_;
+    ConnectionSlot slot_;
+    std::optional<Admission> refused_;
+    std::string peer_;
+    std::array<char, 1024> drain_{};
+    bool stopping_ = false;
+    bool handed_off_ = false;
+};
 
 // ---------------------------------------------------------------------------------------------
 // Listener: accepts connections, each onto its own strand.
@@ -646,14 +1101,21 @@ private:
             });
             return;
         }
-        if (core_.connections() >= core_.opt.max_connections) {
-            core_.metric_add(core_.refused_counter, 1);
-            core_.log(CS_LOG_WARN, "over max_connections (" +
-                                       std::to_string(core_.opt.max_connections) +
-                                       "); refusing a connection with 503");
-            std::make_shared<HttpSession>(std::move(socket), core_, ConnectionSlot())->refuse();
+        beast::error_code ep_ec;
+        auto remote = socket.remote_endpoint(ep_ec);
+        std::string peer = ep_ec ? std::string("unknown") : endpoint_string(remote);
+        std::string address = ep_ec ? std::string("unknown") : address_key(remote.address());
+        ConnectionSlot slot;
+        std::optional<Admission> refused;
+        if (Admission why = core_.admit(address, slot); why != Admission::admitted) refused = why;
+        if (core_.tls) {
+            std::make_shared<DetectSession>(std::move(socket), core_, std::move(slot), refused,
+                                            std::move(peer))
+                ->run();
         } else {
-            std::make_shared<HttpSession>(std::move(socket), core_, ConnectionSlot(core_))->run();
+            std::make_shared<HttpSession<PlainStream>>(PlainStream(std::move(socket)), beast::flat_buffer(),
+                                                       core_, std::move(slot), std::move(peer))
+                ->start(refused);
         }
         do_accept();
     }
@@ -707,7 +1169,10 @@ std::string Server::start() {
     }
     started_ = true;
     std::string where = endpoint_string(bound);
-    core_->log(CS_LOG_INFO, "listening on " + where + " with " +
+    std::string scheme = !core_->tls ? "plain HTTP"
+                         : core_->opt.tls_also_plain ? "TLS and plain HTTP"
+                                                     : "TLS";
+    core_->log(CS_LOG_INFO, "listening on " + where + " (" + scheme + ") with " +
                                 std::to_string(core_->opt.threads) + " io thread(s)");
     return where;
 }
@@ -729,7 +1194,8 @@ void Server::stop() {
     }
     listener_->close();
 
-    // Ask every connection to end, and give them the WebSocket closing handshake's time.
+    // Ask every connection and fallback session to end, and give them the WebSocket closing
+    // handshake's time.
     auto sessions = core_->begin_stop();
     for (auto &s : sessions) s->shutdown();
     sessions.clear();
@@ -747,6 +1213,7 @@ void Server::stop() {
     // Whatever is still alive sits in handlers that will never run: end its chats now, on this
     // thread, before returning (the engine is promised no call from us after stop()).
     for (auto &s : core_->live_sessions()) s->abandon();
+    core_->fallback().clear();
     core_->log(CS_LOG_INFO, left == 0 ? std::string("stopped")
                                       : "stopped; " + std::to_string(left) +
                                             " connection(s) did not close in time");

@@ -11,9 +11,23 @@
 //    the session is held, so the session outlives the call.
 //  - send()/close() from the engine's threads touch only atomics and post to the strand with a
 //    shared_ptr taken from weak_from_this(): they never run session code off the strand.
+//
+// Backpressure: send() returns the bytes queued; once the queue went over queue_high_water, the
+// write that brings it under queue_low_water calls chat_drained (once per crossing); over
+// write_queue_limit the connection closes with 1008.
+//
+// Keep-alive: a connection from which nothing (no frame, no pong) came for ws_ping_interval_ms
+// is pinged; if still nothing came ws_pong_timeout_ms later it is closed with 1008 "ping
+// timeout" (and cut shortly after, as such a peer rarely answers the closing handshake). Beast's
+// own idle timeout cannot say this when the two differ (it pings at half its timeout), so the
+// session keeps the timer itself and sees every incoming byte: messages are read piecewise
+// (async_read_some) and control frames through the control callback.
+//
+// One template for plain and TLS streams (wss), instantiated at the bottom of this file.
 #include "core.hpp"
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
 #include <atomic>
@@ -41,28 +55,18 @@ std::string_view short_reason(std::string_view reason) {
     return reason.substr(0, n);
 }
 
-// The token of "Authorization: Bearer <token>", or empty.
-std::string_view bearer_token(std::string_view authorization) {
-    constexpr std::string_view scheme = "bearer ";
-    if (authorization.size() <= scheme.size()) return {};
-    for (std::size_t i = 0; i < scheme.size(); ++i) {
-        char c = authorization[i];
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-        if (c != scheme[i]) return {};
-    }
-    std::string_view token = authorization.substr(scheme.size());
-    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-    while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-    return token;
-}
+// After a ping timeout: how long the closing handshake may take before the connection is cut.
+constexpr std::chrono::milliseconds kPingTimeoutGrace{1000};
 
 }  // namespace
 
-class WsSession : public Tracked, public std::enable_shared_from_this<WsSession> {
+template <class Stream>
+class WsSession : public Tracked, public std::enable_shared_from_this<WsSession<Stream>> {
 public:
-    WsSession(Core &core, beast::tcp_stream &&stream, ConnectionSlot &&slot, std::string peer)
+    WsSession(Core &core, Stream &&stream, ConnectionSlot &&slot, std::string peer)
         : core_(core), ws_(std::move(stream)), executor_(ws_.get_executor()),
-          slot_(std::move(slot)), peer_(std::move(peer)), close_timer_(executor_) {}
+          slot_(std::move(slot)), peer_(std::move(peer)), close_timer_(executor_),
+          ping_timer_(executor_) {}
 
     ~WsSession() override {
         core_.untrack(this);
@@ -72,22 +76,22 @@ public:
 
     // On the strand: accept the upgrade, then open the chat.
     void run(Request &&upgrade) {
-        if (!core_.track(this, weak_from_this())) shutdown_pending_ = true;
+        if (!core_.track(this, this->weak_from_this())) shutdown_pending_ = true;
         upgrade_ = std::move(upgrade);
         // The websocket stream has its own timers; the tcp_stream's must be off.
         beast::get_lowest_layer(ws_).expires_never();
+        // Beast times the opening and closing handshakes; keep-alive is ours (see above).
         websocket::stream_base::timeout timeouts{};
         timeouts.handshake_timeout = core_.opt.ws_handshake_timeout;
-        timeouts.idle_timeout = core_.opt.ws_idle_timeout.count() > 0
-                                    ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                          core_.opt.ws_idle_timeout)
-                                    : websocket::stream_base::none();
-        timeouts.keep_alive_pings = true;
+        timeouts.idle_timeout = websocket::stream_base::none();
+        timeouts.keep_alive_pings = false;
         ws_.set_option(timeouts);
         ws_.read_message_max(core_.opt.ws_max_message);
         ws_.text(true);
+        // Called inside our reads, on the strand; the stream (and so the callback) is ours.
+        ws_.control_callback([this](websocket::frame_type, beast::string_view) { note_activity(); });
         ws_.async_accept(upgrade_,
-                         beast::bind_front_handler(&WsSession::on_accept, shared_from_this()));
+                         beast::bind_front_handler(&WsSession::on_accept, this->shared_from_this()));
     }
 
     void shutdown() override {
@@ -129,7 +133,7 @@ private:
 
     int64_t enqueue(std::string_view frame) {
         if (closing_.load()) return -1;
-        auto self = weak_from_this().lock();
+        auto self = this->weak_from_this().lock();
         if (!self) return -1;
         auto buffer = std::make_shared<const std::string>(frame);
         const auto size = static_cast<int64_t>(frame.size());
@@ -146,6 +150,7 @@ private:
             }
             return -1;
         }
+        if (static_cast<uint64_t>(queued) > core_.opt.queue_high_water) above_high_.store(true);
         try {
             net::post(executor_, [self = std::move(self), buffer = std::move(buffer)]() mutable {
                 self->on_send(std::move(buffer));
@@ -159,7 +164,7 @@ private:
 
     // Any thread: close on the strand. drop_queue: discard frames not yet being written.
     void post_close(websocket::close_reason reason, bool drop_queue) {
-        net::post(executor_, [self = shared_from_this(), reason, drop_queue] {
+        net::post(executor_, [self = this->shared_from_this(), reason, drop_queue] {
             self->start_close(reason, drop_queue);
         });
     }
@@ -175,6 +180,7 @@ private:
                                true);
         }
         open_chat();
+        arm_keepalive();
         do_read();
     }
 
@@ -216,14 +222,19 @@ private:
         core_.metric_add(core_.websockets_gauge, 1);
     }
 
+    // Piecewise, so that every incoming piece counts as activity (see the file comment); the
+    // message size limit holds across the pieces of one message.
     void do_read() {
         reading_ = true;
-        ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::on_read, shared_from_this()));
+        ws_.async_read_some(buffer_, 0,
+                            beast::bind_front_handler(&WsSession::on_read, this->shared_from_this()));
     }
 
     void on_read(beast::error_code ec, std::size_t) {
         reading_ = false;
         if (ec) return finish(ec);
+        note_activity();
+        if (!ws_.is_message_done()) return do_read();
         // Text and binary alike go to the engine (it answers a binary frame with an error frame);
         // once a close is under way the engine wants no more.
         if (chat_ && !closing_.load()) {
@@ -246,13 +257,18 @@ private:
     void do_write() {
         writing_ = true;
         ws_.async_write(net::buffer(*queue_.front()),
-                        beast::bind_front_handler(&WsSession::on_write, shared_from_this()));
+                        beast::bind_front_handler(&WsSession::on_write, this->shared_from_this()));
     }
 
     void on_write(beast::error_code ec, std::size_t) {
         writing_ = false;
-        queued_bytes_.fetch_sub(static_cast<int64_t>(queue_.front()->size()));
+        const auto size = static_cast<int64_t>(queue_.front()->size());
+        const int64_t left = queued_bytes_.fetch_sub(size) - size;
         queue_.pop_front();
+        // Backpressure eased: once per crossing of the high-water mark.
+        if (left < static_cast<int64_t>(core_.opt.queue_low_water) && above_high_.load() && chat_ &&
+            !chat_closed_ && !finished_ && core_.front_has_drained && above_high_.exchange(false))
+            core_.front->chat_drained(chat_, left);
         if (ec) {
             fail(ec, "write");
             return close_socket();  // the pending read fails and finish() follows
@@ -262,7 +278,9 @@ private:
         if (close_requested_ && !close_started_) do_close();
     }
 
-    void start_close(websocket::close_reason reason, bool drop) {
+    // grace: how long the closing handshake may take before the connection is cut.
+    void start_close(websocket::close_reason reason, bool drop,
+                     std::chrono::milliseconds grace = std::chrono::milliseconds(0)) {
         if (finished_ || close_requested_) return;
         if (!accepted_) {
             shutdown_pending_ = true;  // on_accept closes right after the handshake
@@ -276,14 +294,18 @@ private:
         }
         // If the peer does not take part in the closing handshake (or does not read what is still
         // queued), cut the connection.
-        close_timer_.expires_after(core_.opt.ws_handshake_timeout);
-        close_timer_.async_wait(beast::bind_front_handler(&WsSession::on_close_timeout, shared_from_this()));
+        ping_timer_.cancel();
+        close_timer_.expires_after(grace.count() > 0 ? std::min(grace, core_.opt.ws_handshake_timeout)
+                                                     : core_.opt.ws_handshake_timeout);
+        close_timer_.async_wait(
+            beast::bind_front_handler(&WsSession::on_close_timeout, this->shared_from_this()));
         if (!writing_) do_close();
     }
 
     void do_close() {
         close_started_ = true;
-        ws_.async_close(close_reason_, beast::bind_front_handler(&WsSession::on_close, shared_from_this()));
+        ws_.async_close(close_reason_,
+                        beast::bind_front_handler(&WsSession::on_close, this->shared_from_this()));
     }
 
     void on_close(beast::error_code ec) {
@@ -309,9 +331,53 @@ private:
         else
             fail(ec, "read");
         close_timer_.cancel();
+        ping_timer_.cancel();
         close_socket();
         drop_queue();
         end_chat();
+    }
+
+    // ---- Keep-alive (strand). ----
+
+    void note_activity() { last_rx_ = std::chrono::steady_clock::now(); }
+
+    void arm_keepalive() {
+        if (core_.opt.ws_ping_interval.count() <= 0) return;
+        note_activity();
+        wait_keepalive(last_rx_ + core_.opt.ws_ping_interval);
+    }
+
+    void wait_keepalive(std::chrono::steady_clock::time_point at) {
+        ping_timer_.expires_at(at);
+        ping_timer_.async_wait(beast::bind_front_handler(&WsSession::on_keepalive, this->shared_from_this()));
+    }
+
+    void on_keepalive(beast::error_code ec) {
+        if (ec || finished_ || close_requested_) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (ping_outstanding_) {
+            if (last_rx_ >= ping_at_) {
+                ping_outstanding_ = false;  // a pong (or anything) came: silent again from there
+            } else if (now >= ping_at_ + core_.opt.ws_pong_timeout) {
+                core_.log(CS_LOG_INFO, "websocket from " + peer_ + " did not answer a ping within " +
+                                           std::to_string(core_.opt.ws_pong_timeout.count()) +
+                                           " ms; closing 1008");
+                closing_.store(true);
+                return start_close(websocket::close_reason(websocket::close_code::policy_error, "ping timeout"),
+                                   true, kPingTimeoutGrace);
+            } else {
+                return wait_keepalive(ping_at_ + core_.opt.ws_pong_timeout);
+            }
+        }
+        if (now - last_rx_ < core_.opt.ws_ping_interval) return wait_keepalive(last_rx_ + core_.opt.ws_ping_interval);
+        // Silent for the interval: ping (unless the last ping is still stuck behind a write).
+        if (!pinging_) {
+            pinging_ = true;
+            ws_.async_ping({}, [self = this->shared_from_this()](beast::error_code) { self->pinging_ = false; });
+        }
+        ping_outstanding_ = true;
+        ping_at_ = now;
+        wait_keepalive(now + core_.opt.ws_pong_timeout);
     }
 
     // Drops queued frames except the one being written.
@@ -340,18 +406,26 @@ private:
     }
 
     Core &core_;
-    websocket::stream<beast::tcp_stream> ws_;
+    websocket::stream<Stream> ws_;
     const net::any_io_executor executor_;  // the connection's strand; never changes
     ConnectionSlot slot_;
     const std::string peer_;
     Request upgrade_;  // until the chat is open
     beast::flat_buffer buffer_;
     net::steady_timer close_timer_;
+    net::steady_timer ping_timer_;
     cs_chat_sink sink_{};
 
     // Shared with the engine's threads.
     std::atomic<bool> closing_{false};        // send() now returns -1
     std::atomic<int64_t> queued_bytes_{0};    // frames accepted by send() and not yet written
+    std::atomic<bool> above_high_{false};     // queued_bytes_ went over queue_high_water
+
+    // Keep-alive (strand).
+    std::chrono::steady_clock::time_point last_rx_{};  // when something last came in
+    std::chrono::steady_clock::time_point ping_at_{};  // when the outstanding ping went out
+    bool ping_outstanding_ = false;
+    bool pinging_ = false;  // an async_ping is under way
 
     // Strand state (and abandon(), once no io thread runs).
     cs_chat *chat_ = nullptr;
@@ -368,9 +442,15 @@ private:
     std::deque<std::shared_ptr<const std::string>> queue_;
 };
 
-void start_websocket(Core &core, beast::tcp_stream &&stream, Request &&upgrade,
-                     ConnectionSlot &&slot, std::string peer) {
-    std::make_shared<WsSession>(core, std::move(stream), std::move(slot), std::move(peer))
+void start_websocket(Core &core, PlainStream &&stream, Request &&upgrade, ConnectionSlot &&slot,
+                     std::string peer) {
+    std::make_shared<WsSession<PlainStream>>(core, std::move(stream), std::move(slot), std::move(peer))
+        ->run(std::move(upgrade));
+}
+
+void start_websocket(Core &core, TlsStream &&stream, Request &&upgrade, ConnectionSlot &&slot,
+                     std::string peer) {
+    std::make_shared<WsSession<TlsStream>>(core, std::move(stream), std::move(slot), std::move(peer))
         ->run(std::move(upgrade));
 }
 

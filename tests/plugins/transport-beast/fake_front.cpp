@@ -42,6 +42,7 @@ FakeFront::FakeFront() {
     api_.chat_frame = &FakeFront::chat_frame;
     api_.chat_close = &FakeFront::chat_close;
     api_.accepting = &FakeFront::accepting_fn;
+    api_.chat_drained = &FakeFront::chat_drained;
 }
 
 FakeFront::~FakeFront() {
@@ -157,6 +158,9 @@ cs_chat *FakeFront::chat_open(cs_host_ctx *ctx, const cs_chat_open_params *param
     chat->view.peer = sv(params->peer);
     chat->view.origin = sv(params->origin);
     chat->view.transport = sv(params->transport);
+    chat->view.target = sv(params->target);
+    for (size_t i = 0; i < params->header_count; ++i)
+        chat->view.headers[lower(sv(params->headers[i].name))] = sv(params->headers[i].value);
     chat->sink = *sink;
     const bool greet = chat->view.bearer == "greet";
     {
@@ -213,6 +217,29 @@ void FakeFront::chat_frame(cs_chat *handle, cs_str frame_in) {
         });
         return;
     }
+    if (frame.rfind("fill:", 0) == 0) {
+        size_t colon = frame.find(':', 5);
+        size_t size = std::stoul(frame.substr(5, colon - 5));
+        int64_t until = std::stoll(frame.substr(colon + 1));
+        std::lock_guard<std::mutex> lock(f->mu_);
+        chat->threads.emplace_back([f, chat, sink, size, until] {
+            std::string payload(size, 'f');
+            for (;;) {
+                int64_t r = sink.send(sink.ctx, cs(payload));
+                std::lock_guard<std::mutex> inner(f->mu_);
+                if (r >= 0) {
+                    ++chat->view.fill_sent;
+                    chat->view.fill_peak = std::max(chat->view.fill_peak, r);
+                }
+                if (r < 0 || r > until) {
+                    chat->view.fill_done = true;
+                    f->cv_.notify_all();
+                    return;
+                }
+            }
+        });
+        return;
+    }
     if (frame.rfind("async:", 0) == 0) {
         std::lock_guard<std::mutex> lock(f->mu_);
         chat->threads.emplace_back([sink, text = frame.substr(6)] { sink.send(sink.ctx, cs(text)); });
@@ -235,6 +262,16 @@ void FakeFront::chat_close(cs_chat *handle) {
     for (auto &t : threads) t.join();
     std::lock_guard<std::mutex> lock(f->mu_);
     ++chat->view.close_calls;
+    f->cv_.notify_all();
+}
+
+void FakeFront::chat_drained(cs_chat *handle, int64_t queued_bytes) {
+    auto *chat = reinterpret_cast<FakeChat *>(handle);
+    FakeFront *f = chat->front;
+    f->note_call();
+    std::lock_guard<std::mutex> lock(f->mu_);
+    ++chat->view.drained_calls;
+    chat->view.drained_bytes = queued_bytes;
     f->cv_.notify_all();
 }
 

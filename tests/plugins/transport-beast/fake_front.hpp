@@ -6,7 +6,10 @@
 // each frame back through the sink as "echo:<frame>", except for a few commands:
 //   "close:<code>:<reason>"  sink close, then one more send whose result is recorded (-1 expected)
 //   "flood:<size>"           a thread sends frames of <size> bytes until send() returns -1
+//   "fill:<size>:<bytes>"    a thread sends frames of <size> bytes until send() says more than
+//                            <bytes> are queued (or -1), then stops
 //   "async:<text>"           sends "<text>" from another thread
+// chat_drained calls are recorded per chat.
 // A chat whose bearer token is "greet" gets a "ready" frame from inside chat_open().
 #pragma once
 
@@ -41,12 +44,18 @@ class FakeFront;
 // What a test can see of one chat (a copy taken under the fake's lock).
 struct ChatView {
     int id = -1;  // -1: no such chat
-    std::string bearer, peer, origin, transport;
+    std::string bearer, peer, origin, transport, target;
+    std::map<std::string, std::string> headers;  // of chat_open, lower-case names
     std::vector<std::string> frames;
     int close_calls = 0;
     int64_t send_after_close = 0;  // result of the send that follows a "close:" command
     int64_t flood_sent = 0;        // frames the flood got accepted
     bool flood_refused = false;    // the flood saw -1
+    int64_t fill_sent = 0;         // frames the fill got accepted
+    int64_t fill_peak = 0;         // the largest queue size send() returned during the fill
+    bool fill_done = false;
+    int drained_calls = 0;         // chat_drained calls
+    int64_t drained_bytes = -1;    // what the last one said
 };
 
 struct FakeChat {
@@ -92,6 +101,7 @@ private:
                               const cs_chat_sink *sink);
     static void chat_frame(cs_chat *chat, cs_str frame);
     static void chat_close(cs_chat *chat);
+    static void chat_drained(cs_chat *chat, int64_t queued_bytes);
     static int accepting_fn(cs_host_ctx *ctx);
     void note_call();
 

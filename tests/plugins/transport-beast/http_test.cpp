@@ -210,6 +210,53 @@ TEST_F(BeastHttp, OverMaxConnectionsNewOnesGet503) {
     EXPECT_TRUE(ok);
 }
 
+TEST_F(BeastHttp, OverMaxConnectionsPerIpNewOnesFromThatAddressGet503) {
+    ASSERT_TRUE(start({{"max_connections_per_ip", 3}}));
+    // Every kind of connection counts: a kept-alive HTTP connection and WebSockets.
+    HttpClient kept(host(), port());
+    ASSERT_EQ(kept.get("/v1/x").status, 200);
+    net::WsClient a, b;
+    ASSERT_TRUE(a.connect(host(), port())) << a.error();
+    ASSERT_TRUE(b.connect(host(), port())) << b.error();
+
+    HttpClient fourth(host(), port());
+    auto r = fourth.get("/v1/x");
+    expect_api_error(r, 503, "too_many_connections");
+    EXPECT_EQ(r.header("connection"), "close");
+    net::WsClient c;
+    EXPECT_FALSE(c.connect(host(), port()));
+    EXPECT_EQ(c.handshake_status(), 503);
+    EXPECT_EQ(front_.http_calls().size(), 1u) << "a refused request reached the engine";
+    EXPECT_EQ(front_.chat_count(), 2u);
+
+    // The kept-alive connection still works; closing one lets a new one in.
+    EXPECT_EQ(kept.get("/v1/y").status, 200);
+    ASSERT_TRUE(a.close());
+    bool ok = false;
+    for (int i = 0; i < 50 && !ok; ++i) {
+        ok = fourth.get("/v1/x").status == 200;
+        if (!ok) std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_TRUE(ok);
+}
+
+TEST_F(BeastHttp, OptionsOfTheQueueMarksAreChecked) {
+    for (const char *bad : {R"({"queue_low_water":262144})", R"({"queue_high_water":9000000})",
+                            R"({"max_connections_per_ip":0})", R"({"ws_pong_timeout_ms":0})"}) {
+        try {
+            PluginHarness h("transport", "beast", bad, dir_.str(), front_.api(), front_.ctx());
+            ADD_FAILURE() << "accepted " << bad;
+        } catch (const PluginError &e) {
+            std::string key = json::parse(bad).begin().key();
+            EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_THROW(PluginHarness("transport", "beast", R"({"ws_idle_timeout_ms":1000})", dir_.str(),
+                               front_.api(), front_.ctx()),
+                 PluginError)
+        << "replaced by ws_ping_interval_ms and ws_pong_timeout_ms";
+}
+
 TEST_F(BeastHttp, StopAcceptingRefusesNewConnectionsButServesOpenOnes) {
     ASSERT_TRUE(start());
     HttpClient open_http(host(), port());

@@ -1,6 +1,7 @@
 // The Beast transport's chat channel (WebSocket GET /v1/chat): what reaches chat_open and
 // chat_frame, the sink in both directions, every way a connection ends calling chat_close exactly
-// once, limits (message size, write queue), stop() and many connections at once.
+// once, limits (message size, write queue), the backpressure signal (chat_drained), keep-alive
+// pings, stop() and many connections at once.
 #include "fake_front.hpp"
 
 #include <future>
@@ -155,7 +156,7 @@ TEST_F(BeastWebSocket, MessageOverTheLimitCloses1009) {
 }
 
 TEST_F(BeastWebSocket, WriteQueueOverflowCloses1008) {
-    ASSERT_TRUE(start({{"write_queue_limit", 65536}}));
+    ASSERT_TRUE(start({{"write_queue_limit", 65536}, {"queue_high_water", 32768}, {"queue_low_water", 8192}}));
     net::WsOptions small;
     small.receive_buffer_bytes = 4096;
     WsClient ws(small);
@@ -177,6 +178,120 @@ TEST_F(BeastWebSocket, WriteQueueOverflowCloses1008) {
     EXPECT_GT(received, 0);
     EXPECT_LE(received, chat.flood_sent);
     EXPECT_EQ(closed_calls(0), 1);
+}
+
+TEST_F(BeastWebSocket, AQueueOverHighWaterSignalsDrainedOnceBelowLowWater) {
+    // The queue is filled to 12 MiB while the kernel's send buffer on loopback absorbs at most
+    // tcp_wmem's maximum (4 MiB on Debian): the queue stays far over low water until the client
+    // reads.
+    ASSERT_TRUE(start({{"queue_high_water", 1 << 20}, {"queue_low_water", 65536}, {"write_queue_limit", 32 << 20}}));
+    net::WsOptions small;
+    small.receive_buffer_bytes = 4096;
+    WsClient ws(small);
+    ASSERT_TRUE(ws.connect(host(), port())) << ws.error();
+    ASSERT_TRUE(ws.send_text("fill:16384:12582912"));
+    ASSERT_TRUE(front_.wait_for([&] { return front_.chat(0).fill_done; }, 30s));
+    auto chat = front_.chat(0);
+    EXPECT_GT(chat.fill_peak, 1 << 20);
+    std::this_thread::sleep_for(100ms);
+    EXPECT_EQ(front_.chat(0).drained_calls, 0) << "drained while the client read nothing";
+
+    // Reading again drains the queue: exactly one signal for the one crossing.
+    for (int64_t i = 0; i < chat.fill_sent; ++i) {
+        auto frame = ws.receive_text(5s);
+        ASSERT_TRUE(frame) << "frame " << i << " of " << chat.fill_sent;
+        EXPECT_EQ(frame->size(), 16384u);
+    }
+    ASSERT_TRUE(front_.wait_for([&] { return front_.chat(0).drained_calls > 0; }));
+    std::this_thread::sleep_for(100ms);
+    chat = front_.chat(0);
+    EXPECT_EQ(chat.drained_calls, 1);
+    EXPECT_GE(chat.drained_bytes, 0);
+    EXPECT_LT(chat.drained_bytes, 65536);
+
+    // Traffic under high water signals nothing; a second crossing signals again.
+    ASSERT_TRUE(ws.send_text("small"));
+    EXPECT_EQ(ws.receive_text(5s), "echo:small");
+    EXPECT_EQ(front_.chat(0).drained_calls, 1);
+    ASSERT_TRUE(ws.send_text("fill:16384:12582912"));
+    ASSERT_TRUE(front_.wait_for([&] { return front_.chat(0).fill_done; }, 30s));
+    while (ws.receive_text(500ms)) {
+    }
+    ASSERT_TRUE(front_.wait_for([&] { return front_.chat(0).drained_calls == 2; }));
+    EXPECT_TRUE(ws.is_open());
+}
+
+TEST_F(BeastWebSocket, DrainedIsNotCalledOnFrontsWithoutIt) {
+    // An older front (struct_size before chat_drained): the transport must not read the field.
+    auto &api = const_cast<cs_front_api &>(*front_.api());
+    api.struct_size = static_cast<uint32_t>(offsetof(cs_front_api, chat_drained));
+    ASSERT_TRUE(start({{"queue_high_water", 65536}, {"queue_low_water", 16384}}));
+    net::WsOptions small;
+    small.receive_buffer_bytes = 4096;
+    WsClient ws(small);
+    ASSERT_TRUE(ws.connect(host(), port())) << ws.error();
+    ASSERT_TRUE(ws.send_text("fill:8192:65536"));
+    ASSERT_TRUE(front_.wait_for([&] { return front_.chat(0).fill_done; }, 30s));
+    while (ws.receive_text(500ms)) {
+    }
+    EXPECT_EQ(front_.chat(0).drained_calls, 0);
+    api.struct_size = sizeof(cs_front_api);
+}
+
+TEST_F(BeastWebSocket, ASilentClientThatDoesNotAnswerPingsIsClosed) {
+    ASSERT_TRUE(start({{"ws_ping_interval_ms", 200}, {"ws_pong_timeout_ms", 300}}));
+    WsClient ws;  // never reads: Beast answers pings only inside a read
+    auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(ws.connect(host(), port())) << ws.error();
+    ASSERT_TRUE(front_.wait_for([&] { return front_.chat(0).close_calls == 1; }, 10s));
+    auto took = std::chrono::steady_clock::now() - t0;
+    // Pinged after 200 ms of silence, closed 300 ms later; cut within a second after that.
+    EXPECT_GE(took, 450ms);
+    EXPECT_LT(took, 3s);
+    // What the client finds once it reads: the ping, then the close frame (unless the cut came
+    // first).
+    ASSERT_TRUE(ws.wait_closed(5s));
+    int code = ws.close_info()->code;
+    EXPECT_TRUE(code == 1008 || code == 1006) << code;
+    if (code == 1008) {
+        EXPECT_EQ(ws.close_info()->reason, "ping timeout");
+    }
+    EXPECT_EQ(closed_calls(0), 1);
+}
+
+TEST_F(BeastWebSocket, AClientThatAnswersPingsStaysOpen) {
+    ASSERT_TRUE(start({{"ws_ping_interval_ms", 100}, {"ws_pong_timeout_ms", 150}}));
+    WsClient ws;
+    ASSERT_TRUE(ws.connect(host(), port())) << ws.error();
+    // Reading (nothing arrives) answers the server's pings, several intervals long.
+    EXPECT_FALSE(ws.receive_text(1500ms));
+    EXPECT_TRUE(ws.is_open());
+    ASSERT_TRUE(ws.send_text("still here"));
+    EXPECT_EQ(ws.receive_text(5s), "echo:still here");
+    EXPECT_EQ(front_.chat(0).close_calls, 0);
+}
+
+TEST_F(BeastWebSocket, FramesCountAsActivityAndPingsCanBeTurnedOff) {
+    {
+        ASSERT_TRUE(start({{"ws_ping_interval_ms", 300}, {"ws_pong_timeout_ms", 100},
+                           {"ws_handshake_timeout_ms", 200}}));
+        WsClient ws;  // never reads, but talks more often than the interval
+        ASSERT_TRUE(ws.connect(host(), port())) << ws.error();
+        for (int i = 0; i < 8; ++i) {
+            std::this_thread::sleep_for(100ms);
+            ASSERT_TRUE(ws.send_text("tick"));
+        }
+        ASSERT_TRUE(front_.wait_for([&] { return front_.chat(0).frames.size() == 8; }));
+        EXPECT_EQ(front_.chat(0).close_calls, 0);
+        harness_.reset();
+    }
+    ASSERT_TRUE(start({{"ws_ping_interval_ms", 0}, {"ws_pong_timeout_ms", 1}}));
+    WsClient quiet;
+    ASSERT_TRUE(quiet.connect(host(), port())) << quiet.error();
+    std::this_thread::sleep_for(600ms);
+    ASSERT_TRUE(quiet.send_text("hi"));
+    EXPECT_EQ(quiet.receive_text(5s), "echo:hi");
+    EXPECT_EQ(front_.chat(1).close_calls, 0);
 }
 
 TEST_F(BeastWebSocket, StopClosesWithGoingAway) {

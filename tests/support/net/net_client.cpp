@@ -1,20 +1,29 @@
 // The test clients of net_client.hpp, on Boost.Beast. Each client owns an io_context that only
 // its caller's thread runs, one operation at a time, until the operation completes or its
 // deadline passes. Completion handlers share their state through shared_ptrs, so a handler left
-// pending after a timeout never writes to a dead stack frame.
+// pending after a timeout never writes to a dead stack frame. Every client reads and writes a
+// FlexStream: a TCP socket with TLS on top when asked for.
 #include "net_client.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <deque>
 #include <limits>
 
@@ -25,7 +34,58 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+namespace ssl = asio::ssl;
 using Clock = std::chrono::steady_clock;
+
+// A TCP socket, with TLS on top once enable_tls() was called: an AsyncStream for Beast's HTTP
+// and WebSocket code either way. Not movable (the TLS layer refers to the socket).
+class FlexStream {
+public:
+    using executor_type = tcp::socket::executor_type;
+
+    explicit FlexStream(asio::io_context &io) : io_(io), socket_(io) {}
+    FlexStream(const FlexStream &) = delete;
+    FlexStream &operator=(const FlexStream &) = delete;
+
+    executor_type get_executor() noexcept { return socket_.get_executor(); }
+    tcp::socket &next_layer() noexcept { return socket_; }
+    ssl::stream<tcp::socket &> *tls() noexcept { return tls_.get(); }
+
+    void enable_tls(ssl::context &ctx) { tls_ = std::make_unique<ssl::stream<tcp::socket &>>(socket_, ctx); }
+    // A fresh, closed socket without TLS.
+    void reset() {
+        tls_.reset();
+        socket_ = tcp::socket(io_);
+    }
+
+    template <class MutableBufferSequence, class ReadHandler>
+    void async_read_some(const MutableBufferSequence &buffers, ReadHandler &&handler) {
+        if (tls_) tls_->async_read_some(buffers, std::forward<ReadHandler>(handler));
+        else socket_.async_read_some(buffers, std::forward<ReadHandler>(handler));
+    }
+    template <class ConstBufferSequence, class WriteHandler>
+    void async_write_some(const ConstBufferSequence &buffers, WriteHandler &&handler) {
+        if (tls_) tls_->async_write_some(buffers, std::forward<WriteHandler>(handler));
+        else socket_.async_write_some(buffers, std::forward<WriteHandler>(handler));
+    }
+
+private:
+    asio::io_context &io_;
+    tcp::socket socket_;
+    std::unique_ptr<ssl::stream<tcp::socket &>> tls_;
+};
+
+// The WebSocket closing handshake's teardown, found by argument-dependent lookup.
+void teardown(beast::role_type role, FlexStream &s, beast::error_code &ec) {
+    if (s.tls()) beast::teardown(role, *s.tls(), ec);  // Beast's overload for TLS streams
+    else beast::websocket::teardown(role, s.next_layer(), ec);
+}
+
+template <class TeardownHandler>
+void async_teardown(beast::role_type role, FlexStream &s, TeardownHandler &&handler) {
+    if (s.tls()) beast::async_teardown(role, *s.tls(), std::forward<TeardownHandler>(handler));
+    else beast::websocket::async_teardown(role, s.next_layer(), std::forward<TeardownHandler>(handler));
+}
 
 namespace {
 
@@ -95,7 +155,96 @@ bool connect_socket(asio::io_context &io, tcp::socket &socket, const tcp::endpoi
     return true;
 }
 
+// A client TLS context: TLS 1.2 or newer, no certificate verification (test certificates are
+// self-signed).
+std::unique_ptr<ssl::context> client_tls_context() {
+    auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+    ctx->set_verify_mode(ssl::verify_none);
+    return ctx;
+}
+
+// Puts TLS on a connected stream and performs the client handshake within the deadline.
+bool tls_handshake(asio::io_context &io, FlexStream &stream, ssl::context &ctx, const ClientTls &tls,
+                   Clock::time_point deadline, std::string &error) {
+    stream.enable_tls(ctx);
+    if (!tls.server_name.empty())
+        SSL_set_tlsext_host_name(stream.tls()->native_handle(), tls.server_name.c_str());
+    struct State {
+        bool done = false;
+        beast::error_code ec;
+    };
+    auto st = std::make_shared<State>();
+    stream.tls()->async_handshake(ssl::stream_base::client, [st](beast::error_code ec) {
+        st->done = true;
+        st->ec = ec;
+    });
+    if (!run_until(io, [&] { return st->done; }, deadline)) {
+        error = "TLS handshake timed out";
+        return false;
+    }
+    if (st->ec) {
+        error = "TLS handshake failed: " + st->ec.message();
+        return false;
+    }
+    return true;
+}
+
 }  // namespace
+
+bool write_self_signed_cert(const std::string &cert_file, const std::string &key_file, std::string &error) {
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *cert = X509_new();
+    bool ok = false;
+    do {
+        if (!key || !cert) {
+            error = "cannot make a key";
+            break;
+        }
+        X509_set_version(cert, 2);
+        ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+        X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+        X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
+        X509_set_pubkey(cert, key);
+        X509_NAME *name = X509_get_subject_name(cert);
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                   reinterpret_cast<const unsigned char *>("localhost"), -1, -1, 0);
+        X509_set_issuer_name(cert, name);
+        X509V3_CTX v3;
+        X509V3_set_ctx_nodb(&v3);
+        X509V3_set_ctx(&v3, cert, cert, nullptr, nullptr, 0);
+        X509_EXTENSION *san = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name,
+                                                  "DNS:localhost,IP:127.0.0.1");
+        if (!san || !X509_add_ext(cert, san, -1)) {
+            X509_EXTENSION_free(san);
+            error = "cannot add subjectAltName";
+            break;
+        }
+        X509_EXTENSION_free(san);
+        if (!X509_sign(cert, key, EVP_sha256())) {
+            error = "cannot sign";
+            break;
+        }
+        FILE *f = std::fopen(key_file.c_str(), "wb");
+        if (!f || !PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr)) {
+            if (f) std::fclose(f);
+            error = "cannot write " + key_file;
+            break;
+        }
+        std::fclose(f);
+        f = std::fopen(cert_file.c_str(), "wb");
+        if (!f || !PEM_write_X509(f, cert)) {
+            if (f) std::fclose(f);
+            error = "cannot write " + cert_file;
+            break;
+        }
+        std::fclose(f);
+        ok = true;
+    } while (false);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return ok;
+}
 
 std::string HttpResponse::header(std::string_view name) const {
     auto it = headers.find(lower(name));
@@ -107,17 +256,19 @@ std::string HttpResponse::header(std::string_view name) const {
 
 struct HttpClient::Impl {
     asio::io_context io;
-    tcp::socket socket{io};
+    FlexStream stream{io};
     beast::flat_buffer buffer;
     std::string host;
     uint16_t port = 0;
     bool connected = false;
+    ClientTls tls;
+    std::unique_ptr<ssl::context> tls_ctx;
 
     void disconnect() {
         beast::error_code ignored;
-        socket.shutdown(tcp::socket::shutdown_both, ignored);
-        socket.close(ignored);
-        socket = tcp::socket(io);
+        stream.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+        stream.next_layer().close(ignored);
+        stream.reset();
         buffer.clear();
         connected = false;
         // Let handlers of the old socket finish.
@@ -127,9 +278,14 @@ struct HttpClient::Impl {
 };
 
 HttpClient::HttpClient(std::string host, uint16_t port, Millis timeout)
+    : HttpClient(std::move(host), port, ClientTls{}, timeout) {}
+
+HttpClient::HttpClient(std::string host, uint16_t port, ClientTls tls, Millis timeout)
     : impl_(std::make_unique<Impl>()), timeout_(timeout) {
     impl_->host = std::move(host);
     impl_->port = port;
+    impl_->tls = std::move(tls);
+    if (impl_->tls.enabled) impl_->tls_ctx = client_tls_context();
 }
 
 HttpClient::~HttpClient() { close(); }
@@ -148,7 +304,8 @@ HttpResponse HttpClient::request(std::string_view method, std::string_view targe
         if (!im.connected) {
             tcp::endpoint ep;
             if (!resolve(im.io, im.host, im.port, ep, out.error)) return out;
-            if (!connect_socket(im.io, im.socket, ep, deadline, out.error)) {
+            if (!connect_socket(im.io, im.stream.next_layer(), ep, deadline, out.error) ||
+                (im.tls.enabled && !tls_handshake(im.io, im.stream, *im.tls_ctx, im.tls, deadline, out.error))) {
                 im.disconnect();
                 return out;
             }
@@ -176,11 +333,11 @@ HttpResponse HttpClient::request(std::string_view method, std::string_view targe
         if (method == "HEAD") st->parser.skip(true);
 
         // Write and read at once: a server may answer (413) before it read the whole request.
-        http::async_write(im.socket, *req, [st, req](beast::error_code ec, std::size_t) {
+        http::async_write(im.stream, *req, [st, req](beast::error_code ec, std::size_t) {
             st->wrote = true;
             st->write_ec = ec;
         });
-        http::async_read(im.socket, im.buffer, st->parser, [st](beast::error_code ec, std::size_t) {
+        http::async_read(im.stream, im.buffer, st->parser, [st](beast::error_code ec, std::size_t) {
             st->read = true;
             st->read_ec = ec;
         });
@@ -255,7 +412,8 @@ struct WsClient::Impl {
 
     WsOptions options;
     asio::io_context io;
-    websocket::stream<tcp::socket> ws{io};
+    websocket::stream<FlexStream> ws{io};
+    std::unique_ptr<ssl::context> tls_ctx;
 
     // The one read that may be pending; its result lands here.
     struct ReadState {
@@ -323,6 +481,13 @@ bool WsClient::connect(const std::string &host, uint16_t port, const std::string
         return false;
     }
     if (!connect_socket(im.io, socket, ep, deadline, error_)) return false;
+    if (im.options.tls.enabled) {
+        if (!im.tls_ctx) im.tls_ctx = client_tls_context();
+        if (!tls_handshake(im.io, im.ws.next_layer(), *im.tls_ctx, im.options.tls, deadline, error_)) {
+            im.drop_socket();
+            return false;
+        }
+    }
 
     im.ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type &req) {
         for (const auto &[name, value] : headers) req.set(name, value);
@@ -358,7 +523,7 @@ bool WsClient::connect(const std::string &host, uint16_t port, const std::string
 namespace {
 
 // After a read failed: the close code and reason the server sent, or 1006.
-WsCloseInfo close_info_of(websocket::stream<tcp::socket> &ws, const beast::error_code &ec) {
+WsCloseInfo close_info_of(websocket::stream<FlexStream> &ws, const beast::error_code &ec) {
     WsCloseInfo info;
     if (ec == websocket::error::closed) {
         info.code = ws.reason().code;
@@ -370,7 +535,7 @@ WsCloseInfo close_info_of(websocket::stream<tcp::socket> &ws, const beast::error
     return info;
 }
 
-bool write_frame(websocket::stream<tcp::socket> &ws, asio::io_context &io, std::string_view data,
+bool write_frame(websocket::stream<FlexStream> &ws, asio::io_context &io, std::string_view data,
                  bool text, Millis timeout, std::string &error) {
     struct State {
         std::string data;
@@ -466,6 +631,190 @@ bool WsClient::close(int code, std::string_view reason, Millis timeout) {
 void WsClient::drop() {
     impl_->drop_socket();
     if (!close_info_) close_info_ = WsCloseInfo{1006, "dropped by the client"};
+}
+
+}  // namespace consilium::test::net
+
+// ---------------------------------------------------------------------------------------------
+// SseClient
+
+namespace consilium::test::net {
+
+struct SseClient::Impl {
+    asio::io_context io;
+    FlexStream stream{io};
+    std::unique_ptr<ssl::context> tls_ctx;
+    std::string host;
+    uint16_t port = 0;
+    ClientTls tls;
+
+    // The one body read that may be pending; what it read lands in text.
+    struct ReadState {
+        beast::flat_buffer buffer;
+        http::response_parser<http::buffer_body> parser;
+        std::array<char, 4096> chunk{};
+        bool pending = false;
+        bool failed = false;  // ended, cut or broken: no more reads
+        bool done = false;    // the parser saw the whole body
+        beast::error_code ec;
+        std::string text;     // unparsed event text
+    };
+    std::shared_ptr<ReadState> reader = std::make_shared<ReadState>();
+
+    void start_read() {
+        auto r = reader;
+        if (r->pending || r->failed) return;
+        if (r->parser.is_done()) {
+            r->failed = r->done = true;
+            return;
+        }
+        r->pending = true;
+        r->parser.get().body().data = r->chunk.data();
+        r->parser.get().body().size = r->chunk.size();
+        http::async_read_some(stream, r->buffer, r->parser, [r](beast::error_code ec, std::size_t) {
+            r->pending = false;
+            if (ec == http::error::need_buffer) ec = {};
+            r->text.append(r->chunk.data(), r->chunk.size() - r->parser.get().body().size);
+            if (ec) {
+                r->failed = true;
+                r->ec = ec;
+            } else if (r->parser.is_done()) {
+                r->failed = r->done = true;
+            }
+        });
+    }
+
+    void drop_socket() {
+        beast::error_code ignored;
+        stream.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+        stream.next_layer().close(ignored);
+        io.restart();
+        io.poll();
+    }
+};
+
+SseClient::SseClient(std::string host, uint16_t port, ClientTls tls) : impl_(std::make_unique<Impl>()) {
+    impl_->host = std::move(host);
+    impl_->port = port;
+    impl_->tls = std::move(tls);
+}
+
+SseClient::~SseClient() { impl_->drop_socket(); }
+
+std::string SseClient::header(std::string_view name) const {
+    auto it = headers_.find(lower(name));
+    return it == headers_.end() ? std::string() : it->second;
+}
+
+bool SseClient::open(const std::string &target, const Headers &headers, Millis timeout) {
+    auto &im = *impl_;
+    auto deadline = Clock::now() + timeout;
+    error_.clear();
+    tcp::endpoint ep;
+    if (!resolve(im.io, im.host, im.port, ep, error_)) return false;
+    if (!connect_socket(im.io, im.stream.next_layer(), ep, deadline, error_)) return false;
+    if (im.tls.enabled) {
+        im.tls_ctx = client_tls_context();
+        if (!tls_handshake(im.io, im.stream, *im.tls_ctx, im.tls, deadline, error_)) return false;
+    }
+    auto req = std::make_shared<http::request<http::empty_body>>(http::verb::get, target, 11);
+    req->set(http::field::host, im.host + ":" + std::to_string(im.port));
+    req->set(http::field::accept, "text/event-stream");
+    for (const auto &[name, value] : headers) req->insert(name, value);
+    struct State {
+        bool wrote = false, read = false;
+        beast::error_code ec;
+    };
+    auto st = std::make_shared<State>();
+    auto r = im.reader;
+    r->parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    http::async_write(im.stream, *req, [st, req](beast::error_code ec, std::size_t) {
+        st->wrote = true;
+        if (ec) st->ec = ec;
+    });
+    http::async_read_header(im.stream, r->buffer, r->parser, [st](beast::error_code ec, std::size_t) {
+        st->read = true;
+        if (ec) st->ec = ec;
+    });
+    if (!run_until(im.io, [&] { return (st->wrote && st->read) || st->ec; }, deadline)) {
+        error_ = "no response head in time";
+        im.drop_socket();
+        return false;
+    }
+    if (st->ec) {
+        error_ = "request failed: " + st->ec.message();
+        im.drop_socket();
+        return false;
+    }
+    const auto &res = r->parser.get();
+    status_ = static_cast<int>(res.result_int());
+    for (const auto &field : res) headers_[lower(field.name_string())] = std::string(field.value());
+    if (status_ == 200 && header("content-type").rfind("text/event-stream", 0) == 0) return true;
+    // Not a stream: read the body whole.
+    while (!r->failed) {
+        im.start_read();
+        if (!run_until(im.io, [&] { return !r->pending; }, deadline)) break;
+    }
+    body_ = std::move(r->text);
+    r->text.clear();
+    error_ = "HTTP " + std::to_string(status_);
+    return false;
+}
+
+std::optional<SseEvent> SseClient::next(Millis timeout) {
+    auto &im = *impl_;
+    auto r = im.reader;
+    auto deadline = Clock::now() + timeout;
+    for (;;) {
+        // One complete event (or comment block) is text up to a blank line.
+        std::size_t end = r->text.find("\n\n");
+        while (end != std::string::npos) {
+            std::string block = r->text.substr(0, end);
+            r->text.erase(0, end + 2);
+            SseEvent ev;
+            bool any = false;
+            std::size_t pos = 0;
+            while (pos <= block.size()) {
+                std::size_t eol = block.find('\n', pos);
+                std::string line = block.substr(pos, eol == std::string::npos ? std::string::npos : eol - pos);
+                pos = eol == std::string::npos ? block.size() + 1 : eol + 1;
+                if (line.empty()) continue;
+                if (line[0] == ':') {
+                    ++comments_;
+                    continue;
+                }
+                std::size_t colon = line.find(':');
+                std::string field = line.substr(0, colon);
+                std::string value = colon == std::string::npos ? "" : line.substr(colon + 1);
+                if (!value.empty() && value[0] == ' ') value.erase(0, 1);
+                if (field == "data") {
+                    if (any && !ev.data.empty()) ev.data += "\n";
+                    ev.data += value;
+                    any = true;
+                } else if (field == "id") {
+                    ev.id = value;
+                    any = true;
+                } else if (field == "event") {
+                    ev.event = value;
+                    any = true;
+                }
+            }
+            if (any) return ev;
+            end = r->text.find("\n\n");
+        }
+        if (r->failed) {
+            ended_ = true;
+            ended_cleanly_ = r->done;
+            return std::nullopt;
+        }
+        im.start_read();
+        if (!run_until(im.io, [&] { return !r->pending; }, deadline)) return std::nullopt;
+    }
+}
+
+void SseClient::drop() {
+    impl_->drop_socket();
+    ended_ = true;
 }
 
 }  // namespace consilium::test::net
