@@ -2,7 +2,8 @@
 // fake_provider_server.hpp, on Boost.Beast with C++20 coroutines. One io_context, one thread;
 // one coroutine per connection (keep-alive: several requests each). Responses are written as raw
 // HTTP/1.1 bytes (chunked for event streams) so that faults can cut, stall or corrupt them at
-// any point. The script format is in README.md.
+// any point. The script format is in README.md. The OpenAI Realtime WebSocket (kind
+// openai_realtime) is one more coroutine per connection, after the upgrade ("Realtime" below).
 #include "fake_provider_server.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -13,8 +14,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -38,6 +41,7 @@ namespace consilium::test::fakes {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -106,7 +110,7 @@ const char *reason_phrase(int status) {
 const std::set<std::string> kFaults = {"rate_limit",      "server_error", "unavailable", "overloaded", "context_too_long",
                                        "content_filter",  "insufficient_quota", "reset", "hang",     "cut",
                                        "stall",           "malformed",    "no_end",      "reject_prefill", "down",
-                                       "eof"};
+                                       "eof",             "refuse_upgrade", "close"};
 
 // What to do with one request.
 struct Action {
@@ -121,6 +125,7 @@ struct Action {
     size_t chunk_bytes = 0;
     int64_t event_delay_ms = 0;
     std::string as = "503";  // "down": "reset" or a status
+    int close_code = 1000;   // "close" (Realtime WebSocket): the code of the fake's close frame
     std::string id;          // identity of a "down" window
 };
 
@@ -154,6 +159,7 @@ Action parse_action(const json &j, const std::string &where) {
         else if (k == "chunk_bytes") a.chunk_bytes = static_cast<size_t>(want_int());
         else if (k == "event_delay_ms") a.event_delay_ms = want_int();
         else if (k == "as") a.as = want_str();
+        else if (k == "close_code") a.close_code = static_cast<int>(want_int());
         else if (k == "headers") {
             if (!v.is_object()) throw std::invalid_argument(where + ".headers: expected an object");
             for (auto h = v.begin(); h != v.end(); ++h) {
@@ -272,7 +278,8 @@ bool FakeRequest::has_header(std::string_view name) const {
 FakeKind parse_fake_kind(std::string_view name) {
     if (name == "anthropic") return FakeKind::anthropic;
     if (name == "openai") return FakeKind::openai;
-    throw std::invalid_argument("unknown fake kind \"" + std::string(name) + "\" (anthropic or openai)");
+    if (name == "openai_realtime") return FakeKind::openai_realtime;
+    throw std::invalid_argument("unknown fake kind \"" + std::string(name) + "\" (anthropic, openai or openai_realtime)");
 }
 
 // One response in progress, as the client sees it: it counts from the request's arrival until
@@ -313,6 +320,9 @@ struct FakeProviderServer::Impl {
     size_t aborts = 0, active = 0, peak = 0;
     std::map<std::string, Clock::time_point> down_since;
     std::function<void(const FakeRequest &)> observer;
+    std::map<int, FakeWsSession> ws_runs;  // Realtime WebSockets by upgrade number
+    std::function<void(int, std::string_view, std::string_view)> ws_observer;
+    int ws_error_events = 0;  // server thread only
 
     // Server-thread only.
     std::map<uint64_t, std::weak_ptr<Conn>> conns;
@@ -366,6 +376,11 @@ struct FakeProviderServer::Impl {
                     }
                     cv.notify_all();
                 };
+                if (kind == FakeKind::openai_realtime && websocket::is_upgrade(req)) {
+                    co_await realtime_upgrade(c, std::move(req), fr, &flight);
+                    flight.finish();
+                    break;
+                }
                 bool keep = co_await answer(c, fr, &flight);
                 flight.finish();
                 if (!keep || !req.keep_alive()) break;
@@ -409,6 +424,7 @@ struct FakeProviderServer::Impl {
     }
 
     std::string default_recording() const {
+        if (kind == FakeKind::openai_realtime) return "openai_realtime/client_secret_response.json";
         return kind == FakeKind::anthropic ? "anthropic/recorded/stream_text_json_output.sse" : "openai_chat/stream_text.sse";
     }
 
@@ -499,6 +515,10 @@ struct FakeProviderServer::Impl {
                                         "This model's maximum context length is 128000 tokens. However, your messages "
                                         "resulted in 130017 tokens. Please reduce the length of the messages.",
                                         "messages", "context_length_exceeded"));
+        if (f == "refuse_upgrade")
+            return json_response(a.status ? a.status : 401,
+                                 openai_error("invalid_request_error", "Incorrect API key provided.", nullptr,
+                                              "invalid_api_key"));
         if (f == "content_filter")
             return ant ? replay("anthropic/sdk_fixtures/stream_refusal.sse", 0, n)
                        : json_response(400, openai_error("invalid_request_error",
@@ -512,6 +532,7 @@ struct FakeProviderServer::Impl {
         bool ant = kind == FakeKind::anthropic;
         int n = fr.number;
         std::string path = fr.target.substr(0, fr.target.find('?'));
+        if (kind == FakeKind::openai_realtime) return validate_client_secret(fr, s, body);
         if (ant) {
             if (fr.method != "POST" || path != "/v1/messages")
                 return json_response(404, anthropic_error("not_found_error", "Not Found", n));
@@ -654,6 +675,9 @@ struct FakeProviderServer::Impl {
         std::string model = body.is_object() && body.contains("model") && body["model"].is_string()
                                 ? body["model"].get<std::string>()
                                 : "";
+        if (model.empty() && body.is_object() && body.contains("session") && body["session"].is_object() &&
+            body["session"].contains("model") && body["session"]["model"].is_string())
+            model = body["session"]["model"].get<std::string>();  // Realtime client secrets
         Action a = choose(*s, fr.number, model);
         const Action plain;  // no event faults
         if (a.delay_ms > 0 && !co_await pause(c, a.delay_ms)) {
@@ -791,6 +815,458 @@ struct FakeProviderServer::Impl {
         co_return true;
     }
 
+    // ---- Realtime (kind openai_realtime) ----------------------------------------------------
+    //
+    // POST /v1/realtime/client_secrets goes through answer() like any request (validated by
+    // validate_client_secret, then the client_secret_response.json replay or a fault). A
+    // WebSocket upgrade to /v1/realtime?model=... comes here: validated, refused or accepted as
+    // the script says; then the fake sends the sequence's opening events (session.created),
+    // wants a session.update first, and answers each client frame with the server lines that
+    // follow that kind of client line in the sequence file.
+
+    static json realtime_error(const std::string &code, const std::string &message, const json &param) {
+        return json{{"type", "invalid_request_error"}, {"code", code}, {"message", message}, {"param", param}};
+    }
+
+    // The beta session keys that the GA shape moved under session.audio or renamed.
+    static const std::set<std::string> &beta_session_keys() {
+        static const std::set<std::string> keys = {"modalities",         "voice",
+                                                   "input_audio_format", "output_audio_format",
+                                                   "input_audio_transcription", "turn_detection",
+                                                   "input_audio_noise_reduction", "max_response_output_tokens",
+                                                   "temperature"};
+        return keys;
+    }
+
+    // A GA session object: type "realtime", no beta keys, a known turn detection. Empty when fine,
+    // else {code, message, param}.
+    static std::optional<json> check_ga_session(const json &session, const std::string &prefix) {
+        if (!session.contains("type"))
+            return realtime_error("missing_required_parameter", "Missing required parameter: '" + prefix + ".type'.",
+                                  prefix + ".type");
+        if (!session["type"].is_string() || session["type"].get<std::string>() != "realtime")
+            return realtime_error("invalid_value", "Invalid value for '" + prefix + ".type'.", prefix + ".type");
+        for (const auto &k : beta_session_keys())
+            if (session.contains(k))
+                return realtime_error("unknown_parameter", "Unknown parameter: '" + prefix + "." + k + "'.",
+                                      prefix + "." + k);
+        if (session.contains("audio")) {
+            const json &audio = session["audio"];
+            if (!audio.is_object()) return realtime_error("invalid_type", "Invalid type for '" + prefix + ".audio'.", prefix + ".audio");
+            if (audio.contains("input") && audio["input"].is_object() && audio["input"].contains("turn_detection")) {
+                const json &td = audio["input"]["turn_detection"];
+                std::string p = prefix + ".audio.input.turn_detection.type";
+                if (!td.is_null()) {
+                    std::string t = td.is_object() && td.contains("type") && td["type"].is_string() ? td["type"].get<std::string>() : "";
+                    if (t != "server_vad" && t != "semantic_vad") return realtime_error("invalid_value", "Invalid value for '" + p + "'.", p);
+                }
+            }
+        }
+        return std::nullopt;
+    }
+
+    // A beta session object (OpenAI-Beta: realtime=v1): none of the GA-only keys.
+    static std::optional<json> check_beta_session(const json &session) {
+        static const std::vector<std::string> ga_only = {"type", "audio", "output_modalities"};
+        for (const auto &k : ga_only)
+            if (session.contains(k))
+                return realtime_error("unknown_parameter", "Unknown parameter: 'session." + k + "'.", "session." + k);
+        return std::nullopt;
+    }
+
+    std::optional<Response> validate_client_secret(const FakeRequest &fr, const Script &s, const json &body) const {
+        std::string path = fr.target.substr(0, fr.target.find('?'));
+        if (fr.method != "POST" || path != "/v1/realtime/client_secrets")
+            return json_response(404, openai_error("invalid_request_error", "Unknown request URL: " + fr.method + " " + path,
+                                                   nullptr, "unknown_url"));
+        if (auto refused = check_bearer(fr, s)) return refused;
+        auto bad = [](const json &e) {
+            return json_response(400, openai_error("invalid_request_error", e["message"].get<std::string>(), e["param"],
+                                                   e["code"]));
+        };
+        if (body.is_discarded() || !body.is_object())
+            return bad(realtime_error("invalid_json", "We could not parse the JSON body of your request.", nullptr));
+        for (auto it = body.begin(); it != body.end(); ++it)
+            if (it.key() != "expires_after" && it.key() != "session")
+                return bad(realtime_error("unknown_parameter", "Unknown parameter: '" + it.key() + "'.", it.key()));
+        if (!body.contains("session") || !body["session"].is_object())
+            return bad(realtime_error("missing_required_parameter", "Missing required parameter: 'session'.", "session"));
+        if (auto e = check_ga_session(body["session"], "session")) return bad(*e);
+        if (body.contains("expires_after")) {
+            const json &ea = body["expires_after"];
+            bool ok = ea.is_object() && ea.value("anchor", std::string()) == "created_at" && ea.contains("seconds") &&
+                      ea["seconds"].is_number_integer() && ea["seconds"].get<int64_t>() >= 10 &&
+                      ea["seconds"].get<int64_t>() <= 7200;
+            if (!ok) return bad(realtime_error("invalid_value", "Invalid value for 'expires_after'.", "expires_after"));
+        }
+        return std::nullopt;
+    }
+
+    // Authorization: Bearer, always required here (the script's api_key, when set, must match).
+    std::optional<Response> check_bearer(const FakeRequest &fr, const Script &s) const {
+        std::string auth = fr.header("authorization");
+        if (auth.rfind("Bearer ", 0) != 0 || auth.size() <= 7)
+            return json_response(401, openai_error("invalid_request_error",
+                                                   "You didn't provide an API key. You need to provide your API key in "
+                                                   "an Authorization header using Bearer auth.",
+                                                   nullptr, nullptr));
+        if (s.api_key && auth != "Bearer " + *s.api_key)
+            // Worse than the real API, which masks the key: tests prove the plugin never repeats it.
+            return json_response(401, openai_error("invalid_request_error", "Incorrect API key provided: " + auth.substr(7),
+                                                   nullptr, "invalid_api_key"));
+        return std::nullopt;
+    }
+
+    static std::string query_param(const std::string &target, const std::string &name) {
+        auto q = target.find('?');
+        if (q == std::string::npos) return {};
+        std::string query = target.substr(q + 1);
+        size_t pos = 0;
+        while (pos <= query.size()) {
+            size_t amp = query.find('&', pos);
+            std::string part = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+            if (part.rfind(name + "=", 0) == 0) {
+                std::string raw = part.substr(name.size() + 1), out;
+                auto hex = [](char h) {
+                    return h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+                };
+                for (size_t i = 0; i < raw.size(); ++i) {
+                    if (raw[i] == '%' && i + 2 < raw.size() && hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
+                        out += static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2]));
+                        i += 2;
+                    } else {
+                        out += raw[i] == '+' ? ' ' : raw[i];
+                    }
+                }
+                return out;
+            }
+            if (amp == std::string::npos) break;
+            pos = amp + 1;
+        }
+        return {};
+    }
+
+    // A sequence file (.jsonl, one event per line with "_dir": "server" / "client"): the server
+    // lines before any client line, and after each kind of client line the server lines that
+    // follow it. A server line is sent as it is in the file, minus its leading `"_dir":"server",`.
+    struct Sequence {
+        std::vector<std::string> opening;
+        std::map<std::string, std::vector<std::string>> after;
+    };
+
+    Sequence load_sequence(const std::string &file) const {
+        fs::path p = resolve(file.empty() ? "openai_realtime/constructed/ws_session_sequence.jsonl" : file);
+        if (!ends_with(p.string(), ".jsonl")) throw std::invalid_argument("a Realtime replay must be a .jsonl file");
+        std::istringstream in(read_file(p));
+        Sequence seq;
+        std::vector<std::string> *into = &seq.opening;
+        for (std::string line; std::getline(in, line);) {
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            if (line.empty()) continue;
+            json j = json::parse(line, nullptr, false);
+            if (j.is_discarded() || !j.is_object()) throw std::invalid_argument(p.string() + ": a line is not a JSON object");
+            std::string direction = j.value("_dir", std::string("server"));
+            if (direction == "client") {
+                into = &seq.after[j.value("type", std::string())];
+                into->clear();
+                continue;
+            }
+            static const std::string tag = "{\"_dir\":\"server\",";
+            if (line.rfind(tag, 0) == 0) {
+                into->push_back("{" + line.substr(tag.size()));
+            } else if (j.contains("_dir")) {
+                nlohmann::ordered_json o = nlohmann::ordered_json::parse(line);
+                o.erase("_dir");
+                into->push_back(o.dump());
+            } else {
+                into->push_back(line);
+            }
+        }
+        return seq;
+    }
+
+    void ws_note(int number, const std::function<void(FakeWsSession &)> &fn) {
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            fn(ws_runs[number]);
+        }
+        cv.notify_all();
+    }
+
+    void ws_observe(int number, std::string_view direction, std::string_view frame) {
+        std::function<void(int, std::string_view, std::string_view)> obs;
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            obs = ws_observer;
+        }
+        if (obs) obs(number, direction, frame);
+    }
+
+    void ws_ended(int number, const std::string &how, int client_code = -1) {
+        ws_note(number, [&](FakeWsSession &w) {
+            if (w.ended) return;
+            w.ended = true;
+            w.end = how;
+            if (client_code >= 0) w.client_close_code = client_code;
+        });
+    }
+
+    using Ws = websocket::stream<tcp::socket &>;
+
+    // One WebSocket after its upgrade: what the script's action does to it, and how far it got.
+    struct WsRun {
+        Action action;
+        int number = 0;
+        int events = 0;  // server events sent so far
+        bool fault_done = false;
+        bool over = false;  // the fake ended the session (a fault, a protocol error)
+    };
+
+    asio::awaitable<bool> ws_write(Ws *ws, WsRun *run, std::string frame) {
+        beast::error_code ec;
+        ws->text(true);
+        co_await ws->async_write(asio::buffer(frame), asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return false;
+        ws_note(run->number, [&](FakeWsSession &w) { w.sent.push_back(frame); });
+        ws_observe(run->number, "server", frame);
+        co_return true;
+    }
+
+    // The event faults, once per connection, when `after_events` server events have been sent.
+    // False when the session is over.
+    asio::awaitable<bool> ws_fault(std::shared_ptr<Conn> c, Ws *ws, WsRun *run) {
+        const Action &a = run->action;
+        if (run->fault_done || run->events != a.after_events) co_return true;
+        run->fault_done = true;
+        if (a.fault == "cut") {
+            ws_ended(run->number, "cut");
+            run->over = true;
+            beast::error_code ec;
+            c->socket.shutdown(tcp::socket::shutdown_both, ec);
+            c->socket.close(ec);
+            co_return false;
+        }
+        if (a.fault == "close" || a.fault == "eof") {
+            ws_ended(run->number, "close");
+            run->over = true;
+            beast::error_code ec;
+            co_await ws->async_close(websocket::close_reason(static_cast<websocket::close_code>(a.close_code), "fake: closing"),
+                                     asio::redirect_error(asio::use_awaitable, ec));
+            co_return false;
+        }
+        if (a.fault == "stall") {
+            if (!co_await pause(c, a.ms)) {
+                ws_ended(run->number, "client_gone");
+                run->over = true;
+                co_return false;
+            }
+            co_return true;
+        }
+        if (a.fault == "malformed") {
+            bool ok = co_await ws_write(ws, run,
+                                        "{\"type\":\"response.output_audio_transcript.delta\",\"event_id\":\"event_bad\","
+                                        "\"delta\":\"Lou");
+            co_return ok;
+        }
+        co_return true;
+    }
+
+    // Sends server events (with the pause between events and the fault at its place).
+    asio::awaitable<bool> ws_emit(std::shared_ptr<Conn> c, Ws *ws, WsRun *run, std::vector<std::string> lines) {
+        for (auto &line : lines) {
+            if (!co_await ws_write(ws, run, line)) co_return false;
+            ++run->events;
+            if (!co_await ws_fault(c, ws, run)) co_return false;
+            if (run->action.event_delay_ms > 0 && !co_await pause(c, run->action.event_delay_ms)) co_return false;
+        }
+        co_return true;
+    }
+
+    asio::awaitable<bool> ws_refuse(Ws *ws, WsRun *run, std::string code, std::string message, json param) {
+        json ev = {{"type", "error"},
+                   {"event_id", "event_fake_" + std::to_string(++ws_error_events)},
+                   {"error", realtime_error(code, message, param)}};
+        ev["error"]["event_id"] = nullptr;
+        ws_note(run->number, [&](FakeWsSession &w) { w.refused.push_back(code); });
+        co_return co_await ws_write(ws, run, ev.dump());
+    }
+
+    // The faults that answer an upgrade with an HTTP error instead of accepting it.
+    static bool refuses_upgrade(const std::string &fault) {
+        static const std::set<std::string> refusing = {"refuse_upgrade", "rate_limit",  "insufficient_quota",
+                                                       "server_error",   "unavailable", "overloaded"};
+        return refusing.count(fault) > 0;
+    }
+
+    static Response script_error_response(const std::string &what) {
+        return json_response(500, json{{"fake_server_error", what}}.dump());
+    }
+
+    asio::awaitable<void> realtime_upgrade(std::shared_ptr<Conn> c, http::request<http::string_body> req, FakeRequest fr,
+                                           InFlight *flight) {
+        std::shared_ptr<const Script> s;
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            s = script;
+        }
+        std::string model = query_param(fr.target, "model");
+        Action a = choose(*s, fr.number, model);
+        const Action plain;
+        std::string action = a.fault.empty() ? "websocket" : a.fault;
+        if (a.delay_ms > 0 && !co_await pause(c, a.delay_ms)) {
+            record(fr, action, 0);
+            count_abort();
+            co_return;
+        }
+        if (a.fault == "reset") {
+            record(fr, "reset", 0);
+            reset(*c);
+            co_return;
+        }
+        if (a.fault == "hang") {
+            record(fr, "hang", 0);
+            if (!co_await pause(c, 3600 * 1000)) count_abort();
+            co_return;
+        }
+        std::optional<Response> refusal;
+        std::string path = fr.target.substr(0, fr.target.find('?'));
+        if (fr.method != "GET" || path != "/v1/realtime") {
+            refusal = json_response(404, openai_error("invalid_request_error", "Unknown request URL: " + fr.method + " " + path,
+                                                      nullptr, "unknown_url"));
+        } else if (auto r = check_bearer(fr, *s)) {
+            refusal = std::move(r);
+        } else if (model.empty()) {
+            refusal = json_response(400, openai_error("invalid_request_error", "Missing required parameter: 'model'.",
+                                                      "model", "missing_required_parameter"));
+        }
+        if (refusal) {
+            record(fr, "invalid", refusal->status);
+            co_await send(c, std::move(*refusal), plain, fr.number, flight);
+            co_return;
+        }
+        bool down = false;
+        if (a.fault == "down") {
+            std::lock_guard<std::mutex> lock(mu);
+            auto [it, fresh] = down_since.emplace(a.id, Clock::now());
+            down = Clock::now() - it->second < std::chrono::milliseconds(a.ms);
+            if (!down) action = "websocket";  // healthy again
+        }
+        if (refuses_upgrade(a.fault) || down) {
+            Action e = a;
+            if (down) e.fault = a.as == "529" ? "overloaded" : a.as == "500" ? "server_error" : "unavailable";
+            Response r = fault_response(e, fr.number);
+            for (const auto &[k, v] : a.headers) r.set_header(k, v);
+            record(fr, down ? "down" : a.fault, r.status);
+            co_await send(c, std::move(r), plain, fr.number, flight);
+            co_return;
+        }
+        Sequence seq;
+        std::string script_error;
+        try {
+            seq = load_sequence(a.replay);
+        } catch (const std::exception &e) {
+            script_error = e.what();
+        }
+        if (!script_error.empty()) {
+            record(fr, "script_error", 500);
+            Response r = script_error_response(script_error);
+            co_await send(c, std::move(r), plain, fr.number, flight);
+            co_return;
+        }
+        bool beta = fr.header("openai-beta") == "realtime=v1";
+        ws_note(fr.number, [&](FakeWsSession &w) {
+            w.number = fr.number;
+            w.model = model;
+            w.beta = beta;
+        });
+        record(fr, action, 101);
+        flight->finish();
+
+        Ws ws(c->socket);
+        ws.auto_fragment(false);
+        ws.read_message_max(64u << 20);
+        ws.set_option(websocket::stream_base::decorator(
+            [n = fr.number](websocket::response_type &res) { res.set("x-request-id", "req_fake_" + std::to_string(n)); }));
+        beast::error_code ec;
+        co_await ws.async_accept(req, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+            ws_ended(fr.number, "client_gone");
+            co_return;
+        }
+        WsRun run;
+        run.action = a;
+        run.number = fr.number;
+        if (!co_await ws_fault(c, &ws, &run) || !co_await ws_emit(c, &ws, &run, seq.opening)) {
+            if (!run.over) ws_ended(fr.number, "client_gone");
+            co_return;
+        }
+        bool first = true;
+        for (;;) {
+            beast::flat_buffer buf;
+            co_await ws.async_read(buf, asio::redirect_error(asio::use_awaitable, ec));
+            if (ec == websocket::error::closed) {
+                ws_ended(fr.number, "client_close", static_cast<int>(ws.reason().code));
+                co_return;
+            }
+            if (ec) {
+                ws_ended(fr.number, c->socket.is_open() ? "client_gone" : "shutdown");
+                co_return;
+            }
+            std::string frame = beast::buffers_to_string(buf.data());
+            ws_note(fr.number, [&](FakeWsSession &w) { w.received.push_back(frame); });
+            ws_observe(fr.number, "client", frame);
+            json j = json::parse(frame, nullptr, false);
+            bool ok = true;
+            bool typed = !j.is_discarded() && j.is_object() && j.contains("type") && j["type"].is_string();
+            std::string type = typed ? j["type"].get<std::string>() : "";
+            if (!typed && !first) {
+                std::string code = "invalid_json", message = "The event is not a JSON object with a type.";
+                ok = co_await ws_refuse(&ws, &run, code, message, json());
+                if (!ok) break;
+                continue;
+            }
+            if (first && type != "session.update") {
+                std::string code = "session_update_expected", message = "The fake wants a session.update first.";
+                json param = std::string("type");
+                co_await ws_refuse(&ws, &run, code, message, param);
+                ws_ended(fr.number, "protocol");
+                websocket::close_reason why(websocket::close_code::policy_error);
+                why.reason = "expected session.update first";
+                co_await ws.async_close(why, asio::redirect_error(asio::use_awaitable, ec));
+                co_return;
+            }
+            first = false;
+            std::vector<std::string> answer_lines;
+            if (type == "session.update") {
+                std::optional<json> problem;
+                if (!j.contains("session") || !j["session"].is_object()) {
+                    problem = realtime_error("missing_required_parameter", "Missing required parameter: 'session'.", "session");
+                } else if (beta) {
+                    problem = check_beta_session(j["session"]);
+                } else {
+                    problem = check_ga_session(j["session"], "session");
+                }
+                if (problem) {
+                    std::string code = (*problem)["code"].get<std::string>();
+                    std::string message = (*problem)["message"].get<std::string>();
+                    json param = (*problem)["param"];
+                    ok = co_await ws_refuse(&ws, &run, code, message, param);
+                    if (!ok) break;
+                    continue;
+                }
+                answer_lines = seq.after["session.update"];
+            } else if (type == "input_audio_buffer.append") {
+                // Audio is taken silently; a commit or response.create starts the turn.
+            } else if (seq.after.count(type)) {
+                answer_lines = seq.after[type];
+            } else if (type == "response.create" || type == "input_audio_buffer.commit") {
+                answer_lines = seq.after["input_audio_buffer.append"];
+            }
+            if (!answer_lines.empty() && !co_await ws_emit(c, &ws, &run, std::move(answer_lines))) break;
+        }
+        if (!run.over) ws_ended(fr.number, "client_gone");
+    }
+
     // ---- Lifetime -------------------------------------------------------------------------
 
     void start(uint16_t want_port) {
@@ -827,6 +1303,8 @@ FakeProviderServer::FakeProviderServer(FakeKind kind, std::string protocols_dir,
     if (!fs::is_directory(impl_->dir / "anthropic") || !fs::is_directory(impl_->dir / "openai_chat"))
         throw std::invalid_argument("fake server: " + impl_->dir.string() +
                                     " does not hold the recordings (anthropic/, openai_chat/)");
+    if (kind == FakeKind::openai_realtime && !fs::is_directory(impl_->dir / "openai_realtime"))
+        throw std::invalid_argument("fake server: " + impl_->dir.string() + " does not hold openai_realtime/");
     impl_->start(port);
 }
 
@@ -837,7 +1315,7 @@ uint16_t FakeProviderServer::port() const { return impl_->port; }
 
 std::string FakeProviderServer::base_url() const {
     std::string u = "http://127.0.0.1:" + std::to_string(impl_->port);
-    return impl_->kind == FakeKind::openai ? u + "/v1" : u;
+    return impl_->kind == FakeKind::anthropic ? u : u + "/v1";
 }
 
 void FakeProviderServer::set_script(const std::string &json_text) {
@@ -898,6 +1376,37 @@ size_t FakeProviderServer::peak_in_flight() const {
 void FakeProviderServer::set_observer(std::function<void(const FakeRequest &)> observer) {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->observer = std::move(observer);
+}
+
+std::vector<FakeWsSession> FakeProviderServer::ws_sessions() const {
+    std::vector<FakeWsSession> out;
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    for (const auto &[n, w] : impl_->ws_runs) out.push_back(w);
+    return out;
+}
+
+bool FakeProviderServer::wait_for_ws_frames(int number, size_t n, std::chrono::milliseconds timeout) const {
+    std::unique_lock<std::mutex> lock(impl_->mu);
+    impl_->cv.wait_for(lock, timeout, [&] {
+        auto it = impl_->ws_runs.find(number);
+        return it != impl_->ws_runs.end() && (it->second.received.size() >= n || it->second.ended);
+    });
+    auto it = impl_->ws_runs.find(number);
+    return it != impl_->ws_runs.end() && it->second.received.size() >= n;
+}
+
+bool FakeProviderServer::wait_for_ws_end(int number, std::chrono::milliseconds timeout) const {
+    std::unique_lock<std::mutex> lock(impl_->mu);
+    return impl_->cv.wait_for(lock, timeout, [&] {
+        auto it = impl_->ws_runs.find(number);
+        return it != impl_->ws_runs.end() && it->second.ended;
+    });
+}
+
+void FakeProviderServer::set_ws_observer(
+    std::function<void(int number, std::string_view direction, std::string_view frame)> observer) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->ws_observer = std::move(observer);
 }
 
 }  // namespace consilium::test::fakes

@@ -10,6 +10,11 @@
 // missing end marker, refusing assistant prefill, "down for N ms then healthy". Requests are
 // validated like the real APIs do (401/400 otherwise) and kept for the test to inspect.
 //
+// FakeKind::openai_realtime is the OpenAI Realtime API: POST /v1/realtime/client_secrets replays
+// openai_realtime/client_secret_response.json, and the WebSocket /v1/realtime?model=... replays
+// openai_realtime/constructed/ws_session_sequence.jsonl (README.md, "OpenAI Realtime"); what
+// each WebSocket received and sent is kept too (ws_sessions()).
+//
 //   FakeProviderServer fake(FakeKind::anthropic, CONSILIUM_TEST_SHARED_DIR "/protocols");
 //   fake.set_script(R"({"api_key": "k", "requests": {"2": {"fault": "rate_limit", "retry_after": "3"}}})");
 //   ... point the plugin's base_url at fake.base_url() ...
@@ -28,9 +33,9 @@
 
 namespace consilium::test::fakes {
 
-enum class FakeKind { anthropic, openai };
+enum class FakeKind { anthropic, openai, openai_realtime };
 
-// "anthropic" or "openai"; throws std::invalid_argument otherwise.
+// "anthropic", "openai" or "openai_realtime"; throws std::invalid_argument otherwise.
 FakeKind parse_fake_kind(std::string_view name);
 
 // One request as it arrived, and what the fake did with it.
@@ -48,6 +53,21 @@ struct FakeRequest {
     bool has_header(std::string_view name) const;
 };
 
+// One WebSocket of the fake OpenAI Realtime API, as the fake saw it.
+struct FakeWsSession {
+    int number = 0;                     // the number of its upgrade request (see FakeRequest)
+    std::string model;                  // the ?model= of the upgrade
+    bool beta = false;                  // the upgrade carried OpenAI-Beta: realtime=v1
+    std::vector<std::string> received;  // the client's text frames, in order, byte for byte
+    std::vector<std::string> sent;      // the fake's frames, in order (a malformed one included)
+    std::vector<std::string> refused;   // the error codes the fake answered client frames with
+    bool ended = false;
+    // How it ended: "client_close" (a close frame from the client), "client_gone" (no close
+    // frame), "close" / "cut" (a script fault), "protocol" (no session.update first), "shutdown".
+    std::string end;
+    int client_close_code = -1;  // the code of the client's close frame, when it sent one
+};
+
 // LIFETIME: listens from construction until destruction; the destructor closes every connection
 // (hanging ones included) and joins the server thread.
 class FakeProviderServer {
@@ -61,7 +81,8 @@ public:
 
     FakeKind kind() const;
     uint16_t port() const;
-    // What the plugin's base_url should be: http://127.0.0.1:PORT (Anthropic) or .../v1 (OpenAI).
+    // What the plugin's base_url should be: http://127.0.0.1:PORT (Anthropic) or .../v1 (OpenAI,
+    // OpenAI Realtime).
     std::string base_url() const;
 
     // Replaces the script (README.md). Throws std::invalid_argument naming what is wrong.
@@ -82,6 +103,16 @@ public:
 
     // Called on the server thread for every request once the fake chose what to do.
     void set_observer(std::function<void(const FakeRequest &)> observer);
+
+    // OpenAI Realtime WebSockets, in order of their upgrade requests.
+    std::vector<FakeWsSession> ws_sessions() const;
+    // Until the WebSocket of upgrade request `number` has received n client frames (false on
+    // timeout, or when it ended with fewer).
+    bool wait_for_ws_frames(int number, size_t n, std::chrono::milliseconds timeout) const;
+    // Until that WebSocket has ended.
+    bool wait_for_ws_end(int number, std::chrono::milliseconds timeout) const;
+    // Called on the server thread for every WebSocket frame: direction "client" or "server".
+    void set_ws_observer(std::function<void(int number, std::string_view direction, std::string_view frame)> observer);
 
 private:
     struct Impl;

@@ -1,12 +1,13 @@
 // tests/fakes/fake_provider_server_main.cpp: the fakes as a standalone process, for integration
 // tests that run the real host:
 //
-//   fake_provider_server --kind anthropic|openai [--port 0] [--script FILE] [--protocols DIR]
-//                        [--requests-log FILE]
+//   fake_provider_server --kind anthropic|openai|openai_realtime [--port 0] [--script FILE]
+//                        [--protocols DIR] [--requests-log FILE] [--frames-log FILE]
 //
 // Prints the port it listens on (one line, the number only) once it accepts connections, then
 // serves until SIGTERM or SIGINT. --requests-log appends one JSON line per request (number,
-// method, target, headers, body, action, status). The recordings are read from --protocols, else
+// method, target, headers, body, action, status); --frames-log one JSON line per Realtime WebSocket
+// frame (number, direction "client" / "server", frame). The recordings are read from --protocols, else
 // $CONSILIUM_TEST_SHARED_DIR/protocols, else the shared dir this tree was configured with.
 #include "fake_provider_server.hpp"
 
@@ -25,8 +26,8 @@ namespace {
 
 int usage(const char *why) {
     std::fprintf(stderr,
-                 "fake_provider_server: %s\nusage: fake_provider_server --kind anthropic|openai [--port N] "
-                 "[--script FILE] [--protocols DIR] [--requests-log FILE]\n",
+                 "fake_provider_server: %s\nusage: fake_provider_server --kind anthropic|openai|openai_realtime "
+                 "[--port N] [--script FILE] [--protocols DIR] [--requests-log FILE] [--frames-log FILE]\n",
                  why);
     return 2;
 }
@@ -35,7 +36,7 @@ int usage(const char *why) {
 
 int main(int argc, char **argv) {
     using consilium::test::fakes::FakeProviderServer;
-    std::string kind, script_file, protocols, log_file;
+    std::string kind, script_file, protocols, log_file, frames_file;
     int port = 0;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -45,6 +46,7 @@ int main(int argc, char **argv) {
         else if (a == "--script") script_file = next();
         else if (a == "--protocols") protocols = next();
         else if (a == "--requests-log") log_file = next();
+        else if (a == "--frames-log") frames_file = next();
         else if (a == "--help" || a == "-h") return usage("help");
         else return usage(("unknown argument " + a).c_str());
     }
@@ -87,11 +89,22 @@ int main(int argc, char **argv) {
                 log << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
             });
         }
+        std::ofstream frames;
+        if (!frames_file.empty()) {
+            frames.open(frames_file, std::ios::app);
+            if (!frames) return usage(("cannot write " + frames_file).c_str());
+            server.set_ws_observer([&](int number, std::string_view direction, std::string_view frame) {
+                nlohmann::json line = {{"number", number}, {"direction", direction}, {"frame", frame}};
+                std::lock_guard<std::mutex> lock(log_mu);
+                frames << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+            });
+        }
         std::printf("%u\n", static_cast<unsigned>(server.port()));
         std::fflush(stdout);
         int sig = 0;
         sigwait(&set, &sig);
         server.set_observer(nullptr);
+        server.set_ws_observer(nullptr);
     } catch (const std::exception &e) {
         std::fprintf(stderr, "fake_provider_server: %s\n", e.what());
         return 1;
