@@ -61,6 +61,9 @@ protected:
                                   "  turn_budget_ms: 20000\n"
                                   "  breaker_failures: 3\n"
                                   "  breaker_cooldown_ms: 1000\n"
+                                  "limits:\n"  // one guest asks many questions in a row here
+                                  "  guest_account_messages_per_minute: 600\n"
+                                  "  guest_messages_per_minute: 600\n"
                                << extra_yaml;
         host_ = std::make_unique<HostProcess>(std::vector<std::string>{}, std::filesystem::path{},
                                               std::vector<std::string>{"--config", config_.string()});

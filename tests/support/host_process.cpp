@@ -118,3 +118,16 @@ std::string HostProcess::stdout_text() const { return slurp(work_ / ("stdout." +
 std::string HostProcess::stderr_text() const { return slurp(work_ / ("stderr." + std::to_string(runs_))); }
 
 }  // namespace consilium::test
+
+namespace consilium::test {
+
+long HostProcess::rss_kib() const {
+    if (pid_ <= 0) return -1;
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
+}  // namespace consilium::test

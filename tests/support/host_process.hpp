@@ -27,6 +27,9 @@ public:
     bool running() const;
 
     uint16_t port() const { return port_; }
+    int pid() const { return pid_; }
+    // The process's resident memory (VmRSS) in KiB, or -1.
+    long rss_kib() const;
     const std::filesystem::path &data_dir() const { return data_dir_; }
     std::string stdout_text() const;
     std::string stderr_text() const;

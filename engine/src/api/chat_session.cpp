@@ -2,32 +2,35 @@
 
 #include "consult/service.hpp"
 #include "engine.hpp"
-#include "persona/text.hpp"
 #include "util/ids.hpp"
 #include "util/log.hpp"
+
+#include <algorithm>
 
 namespace consilium {
 
 using json = nlohmann::json;
+using namespace std::chrono;
 
 namespace {
 
 std::string dump(const json &j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-bool is_id(const json &v, size_t max = 128) {
-    if (!v.is_string()) return false;
-    const auto &s = v.get_ref<const std::string &>();
-    if (s.empty() || s.size() > max) return false;
-    for (char c : s)
-        if (static_cast<unsigned char>(c) < 0x21 || c == '"' || c == '\\') return false;
-    return true;
-}
+int64_t now_ms() { return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count(); }
 
 }  // namespace
 
 ChatSession::ChatSession(Engine &engine, const cs_chat_sink &sink, std::string peer, std::string transport)
     : engine_(engine), sink_(sink), peer_(std::move(peer)), transport_(std::move(transport)) {
     engine_.metrics().gauge("chat_sessions", "Open chat connections", {{"transport", transport_}}).add(1);
+    last_frame_ms_ = now_ms();
+    const auto &l = engine_.chat_settings().limits;
+    // The byte bucket always holds at least one largest frame, or such a frame could never pass.
+    byte_bucket_ = TokenBucket(l.bytes_per_minute,
+                               std::max(burst_for(l.bytes_per_minute, l.burst_fraction),
+                                        static_cast<double>(engine_.chat_settings().frames.max_frame_bytes)));
+    // Before authentication the message bucket is the guests'; authenticate() sets the account's.
+    message_bucket_ = TokenBucket(l.guest_messages_per_minute, burst_for(l.guest_messages_per_minute, l.burst_fraction));
 }
 
 ChatSession::~ChatSession() {
@@ -35,33 +38,77 @@ ChatSession::~ChatSession() {
 }
 
 void ChatSession::open(const std::string &bearer) {
+    const auto &cfg = engine_.chat_settings();
+    // Browsers send Origin: refuse pages that are not ours (non-browser clients send none).
+    if (!cfg.allowed_origins.empty() && !origin_.empty() &&
+        std::find(cfg.allowed_origins.begin(), cfg.allowed_origins.end(), origin_) == cfg.allowed_origins.end()) {
+        engine_.metrics().counter("chat_refused_total", "Chat connections refused", {{"reason", "origin"}}).add(1);
+        close_with(4003, "origin not allowed");
+        return;
+    }
+    arm_idle_timer();
     if (!bearer.empty()) {
         // A bad token on the upgrade: the connection stays usable for an auth frame.
         if (authenticate(bearer, "")) return;
     }
     std::weak_ptr<ChatSession> weak = weak_from_this();
-    auth_timer_ = engine_.executor().after(engine_.chat_settings().auth_timeout, [weak](bool cancelled) {
+    auth_timer_ = engine_.executor().after(cfg.auth_timeout, [weak](bool cancelled) {
         if (cancelled) return;
         auto self = weak.lock();
-        if (!self || self->who_) return;
+        if (!self) return;
+        {
+            std::lock_guard<std::mutex> lock(self->mu_);
+            if (self->who_) return;
+        }
         self->close_with(4001, "authentication timeout");
+    });
+}
+
+void ChatSession::arm_idle_timer() {
+    const auto idle = engine_.chat_settings().idle_timeout;
+    auto check = std::min<milliseconds>(idle, milliseconds(30000));
+    std::weak_ptr<ChatSession> weak = weak_from_this();
+    idle_timer_ = engine_.executor().after(check, [weak, idle](bool cancelled) {
+        if (cancelled) return;
+        auto self = weak.lock();
+        if (!self) return;
+        {
+            std::lock_guard<std::mutex> lock(self->mu_);
+            if (self->closed_) return;
+        }
+        if (now_ms() - self->last_frame_ms_ >= idle.count()) {
+            self->close_with(4002, "idle");
+            return;
+        }
+        self->arm_idle_timer();
     });
 }
 
 void ChatSession::close() {
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = true;
+    merged_.reset();
 }
 
-void ChatSession::on_drained(int64_t) {
-    // Nothing is held back yet: frames go straight to the transport's bounded queue, which
-    // closes a connection that cannot keep up (docs/protocol.md, "Slow readers").
+void ChatSession::send_locked(const std::string &text) {
+    if (closed_) return;
+    int64_t q = sink_.send(sink_.ctx, cs_str{text.data(), text.size()});
+    if (q >= 0) queued_ = q;
 }
 
 void ChatSession::send_text(const std::string &text) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return;
-    sink_.send(sink_.ctx, cs_str{text.data(), text.size()});
+    flush_merged_locked();
+    send_locked(text);
+}
+
+void ChatSession::flush_merged_locked() {
+    if (!merged_) return;
+    json j = {{"type", "stream_chunk"}, {"consultation_id", merged_->consultation_id}, {"seq", merged_->seq},
+              {"stream_id", merged_->stream_id}, {"text", merged_->text}};
+    if (merged_->seq_from != merged_->seq) j["seq_from"] = merged_->seq_from;
+    merged_.reset();
+    send_locked(dump(j));
 }
 
 void ChatSession::close_with(int code, const std::string &reason) {
@@ -70,13 +117,63 @@ void ChatSession::close_with(int code, const std::string &reason) {
     sink_.close(sink_.ctx, code, cs_str{reason.data(), reason.size()});
 }
 
-void ChatSession::deliver(const std::shared_ptr<const std::string> &frame) { send_text(*frame); }
+void ChatSession::deliver(const std::shared_ptr<const std::string> &frame) {
+    const auto &cfg = engine_.chat_settings();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    // Congested: consecutive chunks of one stream become one frame (seq_from..seq), so a slow
+    // reader costs fewer, larger frames instead of an ever longer queue.
+    if (queued_ > cfg.merge_above_bytes && frame->find("\"type\":\"stream_chunk\"") != std::string::npos) {
+        json e = json::parse(*frame, nullptr, false);
+        if (e.is_object() && e.value("type", "") == "stream_chunk") {
+            std::string sid = e.value("stream_id", "");
+            int64_t seq = e.value("seq", int64_t{0});
+            if (merged_ && merged_->stream_id == sid && merged_->seq + 1 == seq) {
+                merged_->seq = seq;
+                merged_->text += e.value("text", "");
+            } else {
+                flush_merged_locked();
+                merged_ = Merged{e.value("consultation_id", ""), sid, seq, seq, e.value("text", "")};
+            }
+            engine_.metrics().counter("chat_chunks_merged_total", "Chunks held back and merged for slow readers").add(1);
+            if (!flush_scheduled_) {
+                // Without a drain notice from the transport, send what was merged a moment later.
+                flush_scheduled_ = true;
+                std::weak_ptr<ChatSession> weak = weak_from_this();
+                engine_.executor().after(milliseconds(100), [weak](bool) {
+                    if (auto self = weak.lock()) {
+                        std::lock_guard<std::mutex> l(self->mu_);
+                        self->flush_scheduled_ = false;
+                        self->flush_merged_locked();
+                    }
+                });
+            }
+            return;
+        }
+    }
+    flush_merged_locked();
+    send_locked(*frame);
+}
+
+void ChatSession::on_drained(int64_t queued_bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    queued_ = queued_bytes;
+    flush_merged_locked();
+}
 
 void ChatSession::reply(const json &frame) { send_text(dump(frame)); }
 
-void ChatSession::send_error(const std::string &code, const std::string &message, const std::string &reply_to) {
+std::string ChatSession::session_id() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return who_ ? who_->session : std::string();
+}
+
+void ChatSession::send_error(const std::string &code, const std::string &message, const std::string &reply_to,
+                             int64_t retry_after_ms) {
     engine_.metrics().counter("chat_errors_total", "Error frames sent, by code", {{"code", code}}).add(1);
-    reply(ConsultationService::error_frame(code, message, reply_to));
+    json f = ConsultationService::error_frame(code, message, reply_to);
+    if (retry_after_ms >= 0) f["retry_after_ms"] = retry_after_ms;
+    reply(f);
 }
 
 bool ChatSession::authenticate(const std::string &token, const std::string &reply_to) {
@@ -92,168 +189,83 @@ bool ChatSession::authenticate(const std::string &token, const std::string &repl
         send_error("unauthorized", why.message, reply_to);
         return false;
     }
-    who_ = who;
+    who->peer = peer_;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        who_ = who;
+    }
+    engine_.register_chat(*who, shared_from_this());
+    const auto &l = engine_.chat_settings().limits;
+    double per_minute = who->guest ? l.guest_messages_per_minute : l.messages_per_minute;
+    message_bucket_ = TokenBucket(per_minute, burst_for(per_minute, l.burst_fraction));
     if (auth_timer_) engine_.executor().cancel(auth_timer_);
     auth_timer_ = 0;
     reply({{"type", "ready"}, {"account", {{"id", who->account_id}, {"guest", who->guest}}}});
     return true;
 }
 
+bool ChatSession::within_limits(size_t bytes, bool is_message, const std::string &reply_to) {
+    const auto &l = engine_.chat_settings().limits;
+    auto now = TokenBucket::Clock::now();
+    int64_t retry = 0;
+    bool ok = byte_bucket_.take(static_cast<double>(bytes), now, retry);
+    if (ok && is_message && who_) {
+        ok = message_bucket_.take(1, now, retry) && engine_.account_limiter().take_message(*who_, retry);
+    }
+    if (ok) {
+        violations_ = 0;
+        return true;
+    }
+    engine_.metrics().counter("chat_rate_limited_total", "Frames refused by rate limits").add(1);
+    if (++violations_ >= l.close_after_violations) {
+        close_with(1008, "rate limit exceeded repeatedly");
+        return false;
+    }
+    send_error("rate_limited", "too many messages; wait and send again", reply_to, std::max<int64_t>(retry, 1));
+    return false;
+}
+
 void ChatSession::on_frame(std::string_view frame) {
-    const auto &cfg = engine_.chat_settings();
-    if (frame.size() > cfg.max_frame_bytes) {
-        send_error("too_large", "frames may be at most " + std::to_string(cfg.max_frame_bytes) + " bytes");
+    last_frame_ms_ = now_ms();
+    auto parsed = parse_client_frame(frame, engine_.chat_settings().frames);
+    if (auto *e = std::get_if<FrameError>(&parsed)) {
+        if (!within_limits(frame.size(), false, e->reply_to)) return;
+        send_error(e->code, e->message, e->reply_to);
         return;
     }
-    if (!text::valid_utf8(frame)) {
-        send_error("bad_json", "frames must be UTF-8 JSON text");
-        return;
-    }
-    json j = json::parse(frame, nullptr, false);
-    if (j.is_discarded()) {
-        send_error("bad_json", "the frame is not valid JSON");
-        return;
-    }
-    if (!j.is_object()) {
-        send_error("bad_frame", "a frame is a JSON object with a \"type\"");
-        return;
-    }
+    ClientFrame &f = std::get<ClientFrame>(parsed);
+    if (!within_limits(frame.size(), f.type == ClientFrame::Type::message, f.reply_to)) return;
     try {
-        handle(j);
-    } catch (const std::exception &e) {
-        log::error("chat", "frame handling failed", {{"why", e.what()}});
+        dispatch(f);
+    } catch (const std::exception &ex) {
+        log::error("chat", "frame handling failed", {{"why", ex.what()}});
         send_error("internal", "internal error");
     }
 }
 
-void ChatSession::handle(const json &j) {
-    auto t = j.find("type");
-    if (t == j.end() || !t->is_string()) {
-        send_error("missing_field", "type: required (a string)");
-        return;
-    }
-    const std::string &type = t->get_ref<const std::string &>();
-    std::string reply_to = j.contains("id") && is_id(j["id"]) ? j["id"].get<std::string>() : "";
-
-    if (type == "ping") {
+void ChatSession::dispatch(ClientFrame &f) {
+    switch (f.type) {
+    case ClientFrame::Type::ping:
         reply({{"type", "pong"}});
         return;
-    }
-    if (type == "auth") {
-        if (!j.contains("token") || !j["token"].is_string() || j["token"].get<std::string>().empty()) {
-            send_error("missing_field", "token: required (the access token)");
-            return;
-        }
-        authenticate(j["token"], reply_to);
+    case ClientFrame::Type::auth:
+        authenticate(f.token, f.reply_to);
         return;
-    }
-    if (type != "message" && type != "cancel" && type != "resume") {
-        send_error("unknown_type", "unknown frame type '" + type.substr(0, 40) + "'", reply_to);
-        return;
+    default:
+        break;
     }
     if (!who_) {
-        send_error("unauthorized", "send {\"type\": \"auth\", \"token\"} first", reply_to);
+        send_error("unauthorized", "send {\"type\": \"auth\", \"token\"} first", f.reply_to);
         return;
     }
     auto &svc = engine_.service();
     auto self = shared_from_this();
-    const auto &cfg = engine_.chat_settings();
-
-    if (type == "message") {
-        if (!j.contains("id")) {
-            send_error("missing_field", "id: required (your idempotency key)");
-            return;
-        }
-        if (!is_id(j["id"])) {
-            send_error("invalid_field", "id: a string of 1 to 128 printable characters");
-            return;
-        }
-        if (!j.contains("text") || !j["text"].is_string()) {
-            send_error("missing_field", "text: required (a string)", reply_to);
-            return;
-        }
-        Incoming in;
-        in.client_id = j["id"];
-        in.text = j["text"];
-        size_t chars = text::count_code_points(in.text);
-        if (chars == 0 || in.text.find_first_not_of(" \t\r\n") == std::string::npos) {
-            send_error("invalid_field", "text: must not be empty", reply_to);
-            return;
-        }
-        if (chars > cfg.max_text_chars) {
-            send_error("too_large", "text: at most " + std::to_string(cfg.max_text_chars) + " characters", reply_to);
-            return;
-        }
-        for (const char *k : {"consultation_id", "profile_id", "specialist"}) {
-            if (!j.contains(k) || j[k].is_null()) continue;
-            if (!is_id(j[k])) {
-                send_error("invalid_field", std::string(k) + ": must be an id string", reply_to);
-                return;
-            }
-        }
-        in.consultation_id = j.value("consultation_id", "");
-        in.profile_id = j.value("profile_id", "");
-        in.specialist = j.value("specialist", "");
-        if (j.contains("locale")) {
-            if (!is_id(j["locale"], 35)) {
-                send_error("invalid_field", "locale: a language tag such as en or pt-BR", reply_to);
-                return;
-            }
-            in.locale = j["locale"];
-        }
-        if (j.contains("attachments") && !j["attachments"].is_null()) {
-            const json &atts = j["attachments"];
-            if (!atts.is_array() || atts.size() > cfg.max_attachments) {
-                send_error("invalid_field", "attachments: a list of at most " + std::to_string(cfg.max_attachments), reply_to);
-                return;
-            }
-            for (const auto &a : atts) {
-                std::string at = a.is_object() ? a.value("type", "") : "";
-                std::string mt = a.is_object() ? a.value("media_type", "") : "";
-                bool image = at == "image" && (mt == "image/jpeg" || mt == "image/png" || mt == "image/gif" || mt == "image/webp");
-                bool pdf = at == "document" && mt == "application/pdf";
-                if (!image && !pdf) {
-                    send_error("invalid_field", "attachments: each is {type: image|document, media_type, data}", reply_to);
-                    return;
-                }
-                if (!a.contains("data") || !a["data"].is_string()) {
-                    send_error("invalid_field", "attachments: data must be base64", reply_to);
-                    return;
-                }
-                auto raw = base64_decode(a["data"].get<std::string>());
-                if (!raw || raw->size() > cfg.max_attachment_bytes) {
-                    send_error("invalid_field", "attachments: data must be base64 of at most " +
-                                                    std::to_string(cfg.max_attachment_bytes) + " bytes", reply_to);
-                    return;
-                }
-                in.attachments.push_back({{"type", at}, {"media_type", mt}, {"data", a["data"]}});
-            }
-        }
-        svc.submit(*who_, std::move(in), self);
-        return;
+    switch (f.type) {
+    case ClientFrame::Type::message: svc.submit(*who_, std::move(f.message), self); return;
+    case ClientFrame::Type::cancel: svc.cancel(*who_, f.stream_id, self); return;
+    case ClientFrame::Type::resume: svc.resume(*who_, f.consultation_id, f.after_seq, self); return;
+    default: return;
     }
-    if (type == "cancel") {
-        if (!j.contains("stream_id") || !is_id(j["stream_id"])) {
-            send_error("missing_field", "stream_id: required", reply_to);
-            return;
-        }
-        svc.cancel(*who_, j["stream_id"], self);
-        return;
-    }
-    // resume
-    if (!j.contains("consultation_id") || !is_id(j["consultation_id"])) {
-        send_error("missing_field", "consultation_id: required", reply_to);
-        return;
-    }
-    int64_t after = 0;
-    if (j.contains("after_seq")) {
-        if (!j["after_seq"].is_number_integer() || j["after_seq"].get<int64_t>() < 0) {
-            send_error("invalid_field", "after_seq: a non-negative integer", reply_to);
-            return;
-        }
-        after = j["after_seq"];
-    }
-    svc.resume(*who_, j["consultation_id"], after, self);
 }
 
 }  // namespace consilium

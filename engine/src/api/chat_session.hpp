@@ -9,6 +9,8 @@
 
 #include <consilium/abi.h>
 
+#include "api/frames.hpp"
+#include "api/rate_limit.hpp"
 #include "consult/consultation.hpp"
 #include "exec/executor.hpp"
 
@@ -24,11 +26,12 @@ namespace consilium {
 class Engine;
 
 struct ChatSettings {
-    size_t max_frame_bytes = 65536;
-    size_t max_text_chars = 8000;
+    FrameLimits frames;
     std::chrono::milliseconds auth_timeout{10000};
-    size_t max_attachments = 4;
-    size_t max_attachment_bytes = 5 * 1024 * 1024;
+    std::chrono::milliseconds idle_timeout{30 * 60 * 1000};  // no client frame for this long: closed (4002)
+    std::vector<std::string> allowed_origins;               // empty: any Origin
+    int64_t merge_above_bytes = 262144;  // queued more than this: consecutive chunks are merged
+    RateLimits limits;
 };
 
 // What the front API drives for one connection: the chat channel, or a voice relay.
@@ -57,12 +60,32 @@ public:
     void deliver(const std::shared_ptr<const std::string> &frame) override;
     void reply(const nlohmann::json &frame) override;
 
+    void set_origin(std::string origin) { origin_ = std::move(origin); }
+    // The sign-in session this connection authenticated with ("" before).
+    std::string session_id();
+    // The session ended (logout, erasure): closes with 4004.
+    void end_session() { close_with(4004, "session ended"); }
+
 private:
+    // A run of stream_chunk events of one stream held back while the connection is congested,
+    // sent as one frame covering seq_from..seq.
+    struct Merged {
+        std::string consultation_id;
+        std::string stream_id;
+        int64_t seq_from = 0;
+        int64_t seq = 0;
+        std::string text;
+    };
     void send_text(const std::string &text);
-    void send_error(const std::string &code, const std::string &message, const std::string &reply_to = "");
+    void send_locked(const std::string &text);
+    void flush_merged_locked();
+    void send_error(const std::string &code, const std::string &message, const std::string &reply_to = "",
+                    int64_t retry_after_ms = -1);
     bool authenticate(const std::string &token, const std::string &reply_to);
-    void handle(const nlohmann::json &frame);
+    void dispatch(ClientFrame &frame);
+    bool within_limits(size_t bytes, bool is_message, const std::string &reply_to);
     void close_with(int code, const std::string &reason);
+    void arm_idle_timer();
 
     Engine &engine_;
     std::mutex mu_;
@@ -70,8 +93,19 @@ private:
     bool closed_ = false;
     std::string peer_;
     std::string transport_;
+    std::string origin_;
     std::optional<Principal> who_;
     TimerId auth_timer_ = 0;
+    TimerId idle_timer_ = 0;
+    std::atomic<int64_t> last_frame_ms_{0};
+    // Limits (touched from the transport's frame thread only).
+    TokenBucket message_bucket_;
+    TokenBucket byte_bucket_;
+    int violations_ = 0;
+    // Backpressure (under mu_).
+    int64_t queued_ = 0;
+    std::optional<Merged> merged_;
+    bool flush_scheduled_ = false;
 };
 
 // The cs_front_api the engine hands transports.

@@ -64,8 +64,11 @@ cs_chat *front_chat_open(cs_host_ctx *ctx, const cs_chat_open_params *p, const c
     std::shared_ptr<FrontSession> session;
     if (path == "/v1/voice/relay")
         session = std::make_shared<VoiceRelaySession>(engine, *sink, std::move(query));
-    else
-        session = std::make_shared<ChatSession>(engine, *sink, str(p->peer), str(p->transport));
+    else {
+        auto chat = std::make_shared<ChatSession>(engine, *sink, str(p->peer), str(p->transport));
+        chat->set_origin(str(p->origin));
+        session = chat;
+    }
     auto *h = new ChatHandle{session};
     session->open(str(p->bearer_token));
     return reinterpret_cast<cs_chat *>(h);
