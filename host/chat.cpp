@@ -119,7 +119,10 @@ int cmd_chat(const std::vector<std::string> &argv) {
         Engine &engine = runtime.engine();
         engine.set_ready(true);
         json guest = engine.accounts().create_guest();
-        Principal who{guest["account"]["id"], "guest", true};
+        AuthFailure why;
+        auto authenticated = engine.accounts().authenticate(guest["access_token"], why);
+        if (!authenticated) throw std::runtime_error("the guest token was refused: " + why.message);
+        Principal who = *authenticated;
         std::string profile_id;
         if (a.get("age") || a.get("sex") || a.has("pregnant")) {
             json details = {{"name", "Chat patient"}};

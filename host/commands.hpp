@@ -13,5 +13,7 @@ int cmd_route(const std::vector<std::string> &args);
 int cmd_chat(const std::vector<std::string> &args);
 int cmd_account(const std::vector<std::string> &args);
 int cmd_plugin_check(const std::vector<std::string> &args);
+int cmd_audit(const std::vector<std::string> &args);
+int cmd_keys(const std::vector<std::string> &args);
 
 }  // namespace consilium::host

@@ -58,6 +58,22 @@ void check_int(const json &tree, const std::string &path, long long min, long lo
                        ", got " + std::to_string(n));
 }
 
+std::string num(double v) {
+    std::ostringstream o;
+    o << v;
+    return o.str();
+}
+
+void check_number(const json &tree, const std::string &path, double min, double max) {
+    const json *v = find_path(tree, path);
+    if (!v) fail(path, "missing");
+    if (!v->is_number()) fail(path, "expected a number");
+    double n = v->get<double>();
+    if (n < min || n > max)
+        fail(path, "must be between " + num(min) + " and " + num(max) + ", got " +
+                       num(n));
+}
+
 void check_enum(const json &tree, const std::string &path, std::initializer_list<const char *> values) {
     const json *v = find_path(tree, path);
     if (!v || !v->is_string()) fail(path, "expected a string");
@@ -209,9 +225,34 @@ void validate_config(const json &tree) {
     check_int(tree, "auth.access_ttl_s", 1, 86400);
     check_int(tree, "auth.refresh_ttl_s", 60, 31536000);
     check_int(tree, "auth.guest_ttl_s", 60, 31536000);
+    check_int(tree, "auth.session_idle_s", 60, 31536000);
+    check_int(tree, "auth.guest_sweep_interval_s", 1, 86400);
+    check_int(tree, "auth.password_min_chars", 8, 128);
+    check_int(tree, "auth.argon2_ops_limit", 1, 20);
+    check_int(tree, "auth.argon2_memory_kib", 8192, 4194304);
+    check_int(tree, "auth.login_free_failures", 1, 1000);
+    check_int(tree, "auth.login_free_failures_per_address", 1, 100000);
+    check_int(tree, "auth.login_max_lockout_ms", 1000, 86400000);
+    check_int(tree, "audit.retention_days", 1, 36500);
+    check_int(tree, "audit.emergency_access_minutes", 1, 1440);
     check_int(tree, "chat.max_frame_bytes", 256, 16777216);
     check_int(tree, "chat.max_text_chars", 1, 1000000);
+    check_int(tree, "chat.max_attachments", 0, 64);
     check_int(tree, "chat.auth_timeout_ms", 100, 600000);
+    check_int(tree, "chat.idle_timeout_ms", 1000, 86400000);
+    check_int(tree, "chat.merge_above_bytes", 1024, 1 << 30);
+    const json &origins = tree["chat"]["allowed_origins"];
+    if (!origins.is_array()) fail("chat.allowed_origins", "expected a list of origins like \"https://app.example.org\"");
+    for (const auto &o : origins)
+        if (!o.is_string() || (o.get<std::string>().rfind("http://", 0) != 0 && o.get<std::string>().rfind("https://", 0) != 0))
+            fail("chat.allowed_origins", "each entry is a scheme and host like \"https://app.example.org\", got " + o.dump());
+    for (const char *k : {"limits.messages_per_minute", "limits.guest_messages_per_minute", "limits.bytes_per_minute",
+                          "limits.account_messages_per_minute", "limits.guest_account_messages_per_minute"})
+        check_number(tree, k, 0.01, 1e12);
+    check_number(tree, "limits.burst_fraction", 0.001, 100);
+    check_int(tree, "limits.close_after_violations", 1, 1000000);
+    check_int(tree, "limits.concurrent_turns", 1, 10000);
+    check_int(tree, "limits.guest_concurrent_turns", 1, 10000);
     check_int(tree, "chat.history_turns", 0, 200);
 }
 

@@ -25,14 +25,18 @@ const char kUsage[] =
     "  persona lint [DIR]  check persona files and dry-run their scripts; FILE:LINE:COL: message\n"
     "  persona test [DIR] [--persona ID]\n"
     "                      run the personas' own routing test cases\n"
-    "  account create --role patient|author|operator [--data-dir DIR]\n"
-    "                      make an account and print its access token (for the admin endpoints)\n"
+    "  account create --role patient|author|operator [--email ADDRESS] [--data-dir DIR]\n"
+    "                      make an account and print its tokens (with --email: password on stdin)\n"
+    "  audit verify [--config FILE] [--data-dir DIR]\n"
+    "                      check the audit log's hash chain; names the first bad entry\n"
+    "  keys rotate data|token | keys status | keys retire data|token ID\n"
+    "                      rotate encryption or signing keys (SIGHUP a running host to use them)\n"
     "  plugin list         the plugins this host finds, with their ABI and build\n"
     "  plugin check LIBRARY [--options JSON] [--model ID]\n"
     "                      the conformance kit: runs the provider contract against a plugin\n"
     "  version             print the version\n"
     "\n"
-    "docs: docs/configuration.md, docs/protocol.md, docs/plugins.md\n";
+    "docs: docs/configuration.md, docs/protocol.md, docs/plugins.md, docs/security.md\n";
 
 }  // namespace
 
@@ -51,6 +55,8 @@ int main(int argc, char **argv) {
         if (cmd == "route") return consilium::host::cmd_route(rest);
         if (cmd == "chat") return consilium::host::cmd_chat(rest);
         if (cmd == "account") return consilium::host::cmd_account(rest);
+        if (cmd == "audit") return consilium::host::cmd_audit(rest);
+        if (cmd == "keys") return consilium::host::cmd_keys(rest);
         if (cmd == "version" || cmd == "--version") {
             std::printf("consilium %s (plugin ABI %d.%d)\n", CONSILIUM_VERSION, CS_ABI_MAJOR, CS_ABI_MINOR);
             return 0;

@@ -30,6 +30,7 @@ public:
     Engine &engine() { return *engine_; }
     // The storage instance (both modes).
     const std::shared_ptr<PluginInstance> &storage() const { return storage_; }
+    metrics::Registry &metrics() { return metrics_; }
     const Config &config() const { return config_; }
     const PluginRegistry &plugins() const { return registry_; }
 

@@ -46,7 +46,9 @@ int cmd_serve(const std::vector<std::string> &argv) {
         int sig = 0;
         if (sigwait(&set, &sig) != 0) continue;
         if (sig == SIGHUP) {
+            // SIGHUP: personas and keys (a rotated key becomes current; re-encryption starts).
             runtime.reload_personas();
+            runtime.engine().reload_keys();
             continue;
         }
         log::info("host", "signal received; shutting down", {{"signal", sig}});

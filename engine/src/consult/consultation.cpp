@@ -68,6 +68,7 @@ void Consultation::subscribe(const std::shared_ptr<Subscriber> &sub) {
 }
 
 int64_t Consultation::emit(json event, bool durable, Batch extra, std::function<void(std::optional<StorageError>)> on_commit) {
+    if (erased_) return next_seq_;  // nothing more is stored or sent for erased data
     last_activity_ = steady_clock::now();
     int64_t seq = next_seq_++;
     if (seq > reserved_) {
@@ -223,6 +224,12 @@ void Consultation::submit(const Principal &who, Incoming msg, std::shared_ptr<Su
         }
         return;
     }
+    if (!svc_.acquire_turn(who)) {
+        svc_.deps().metrics.counter("chat_rate_limited_total", "Frames refused by rate limits").add(1);
+        sub->reply(ConsultationService::error_frame(
+            "too_many_streams", "wait for an answer in progress to finish, then send again", msg.client_id));
+        return;
+    }
     client_ids_.insert(msg.client_id);
 
     Batch batch;
@@ -246,6 +253,7 @@ void Consultation::submit(const Principal &who, Incoming msg, std::shared_ptr<Su
                            auto self = weak.lock();
                            if (!self) return;
                            if (err) {
+                               self->svc_.release_turn(q.who.account_id);
                                self->client_ids_.erase(reply_to);
                                if (was_new) self->stored_ = false;
                                if (auto s = weak_sub.lock()) {
@@ -338,6 +346,7 @@ void Consultation::start_next_turn() {
                   {"message", "the server is restarting; your message is saved, reconnect to get the answer"},
                   {"reply_to", q.msg.client_id}},
                  false);
+            svc_.release_turn(q.who.account_id);
             continue;
         }
         start_turn(q);
@@ -368,6 +377,7 @@ void Consultation::start_turn(const Queued &q) {
     Active a;
     a.stream_id = new_id("s");
     a.reply_to = q.msg.client_id;
+    a.account_id = q.who.account_id;
     a.persona = persona;
     a.panel = panel;
     a.decision = d;
@@ -511,6 +521,7 @@ void Consultation::end_turn(const TurnEvent &e) {
 
     svc_.unregister_stream(a.stream_id);
     svc_.turn_ended();
+    svc_.release_turn(a.account_id);
     active_.reset();
     start_next_turn();
 }
@@ -530,6 +541,14 @@ void Consultation::interrupt(const std::string &code) {
     auto turn = active_->turn;
     end_turn(e);
     if (turn) turn->cancel();
+}
+
+void Consultation::erase() {
+    erased_ = true;
+    subscribers_.clear();
+    for (const auto &q : queue_) svc_.release_turn(q.who.account_id);
+    queue_.clear();
+    interrupt("erased");
 }
 
 void Consultation::close_interrupted_stream(const std::string &stream_id) {

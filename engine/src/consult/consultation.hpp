@@ -31,6 +31,8 @@ struct Principal {
     std::string account_id;
     std::string role;  // guest | patient | author | operator
     bool guest = false;
+    std::string session;  // the sign-in (refresh token family) the access token belongs to
+    std::string peer;     // where the request came from ("ip:port"), for the audit log
 };
 
 // A client connection that receives a consultation's events (a chat session).
@@ -78,6 +80,9 @@ public:
     void emit_emergency(const RouteDecision &d, const std::string &locale, const std::string &reply_to);
     // Ends the active turn (drain): the stream ends with stop_reason error, code shutting_down.
     void interrupt(const std::string &code);
+    // The patient's data is being erased: ends the active turn and drops queued ones without
+    // storing or sending anything more. On the strand.
+    void erase();
     bool busy() const { return active_.has_value() || !queue_.empty() || !outbox_.empty(); }
     bool idle_for(std::chrono::seconds s) const;
     // Ends a stream left open by a crash (stream_start without stream_end).
@@ -98,6 +103,7 @@ private:
     struct Active {
         std::string stream_id;
         std::string reply_to;
+        std::string account_id;  // whose turn slot this holds (ConsultationService::acquire_turn)
         const Persona *persona = nullptr;
         std::shared_ptr<const Panel> panel;
         std::shared_ptr<Turn> turn;
@@ -130,6 +136,7 @@ private:
     ConsultationService &svc_;
     ConsultationRecord record_;
     bool stored_;
+    bool erased_ = false;
     std::shared_ptr<Strand> strand_;
     int64_t next_seq_ = 1;
     int64_t reserved_ = 0;

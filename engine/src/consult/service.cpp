@@ -35,6 +35,24 @@ void ConsultationService::turn_ended() {
     deps_.metrics.gauge("active_streams", "Answers being streamed now").add(-1);
 }
 
+bool ConsultationService::acquire_turn(const Principal &who) {
+    std::lock_guard<std::mutex> lock(mu_);
+    int &n = turns_by_account_[who.account_id];
+    if (n >= (who.guest ? settings_.guest_concurrent_turns : settings_.concurrent_turns)) {
+        if (n == 0) turns_by_account_.erase(who.account_id);
+        return false;
+    }
+    ++n;
+    return true;
+}
+
+void ConsultationService::release_turn(const std::string &account_id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = turns_by_account_.find(account_id);
+    if (it == turns_by_account_.end()) return;
+    if (--it->second <= 0) turns_by_account_.erase(it);
+}
+
 void ConsultationService::register_stream(const std::string &stream_id, const std::string &consultation_id) {
     std::lock_guard<std::mutex> lock(mu_);
     streams_[stream_id] = consultation_id;
@@ -90,6 +108,22 @@ std::shared_ptr<Consultation> ConsultationService::create(const Principal &who, 
     return c;
 }
 
+void ConsultationService::audit(const Principal &who, const char *action, const char *outcome,
+                                const std::optional<std::string> &profile_id, const std::string &consultation_id) {
+    if (!deps_.audit) return;
+    AuditActor a;
+    a.account = who.account_id;
+    a.role = who.role;
+    if (!who.peer.empty()) a.peer = who.peer;
+    AuditEvent e;
+    e.action = action;
+    e.outcome = outcome;
+    e.profile_id = profile_id;
+    if (!consultation_id.empty()) e.target = "consultation:" + consultation_id;
+    e.detail = {{"channel", "chat"}};
+    deps_.audit->record(a, e);
+}
+
 void ConsultationService::submit(const Principal &who, Incoming msg, std::shared_ptr<Subscriber> sub) {
     // Storage reads may block: leave the transport's thread at once.
     deps_.executor.post([this, who, msg = std::move(msg), sub]() mutable { do_submit(who, std::move(msg), sub); });
@@ -106,6 +140,7 @@ void ConsultationService::do_submit(const Principal &who, Incoming msg, std::sha
             c = get(msg.consultation_id);
             if (!c || c->record().account_id != who.account_id) {
                 // Someone else's consultation answers exactly like a missing one.
+                audit(who, "consultation.message", "not_found", std::nullopt, msg.consultation_id);
                 sub->reply(error_frame("not_found", "no such consultation", msg.client_id));
                 return;
             }
@@ -125,6 +160,7 @@ void ConsultationService::do_submit(const Principal &who, Incoming msg, std::sha
                 } else {
                     auto p = deps_.store.profile(profile_id);
                     if (!p || p->account_id != who.account_id) {
+                        audit(who, "consultation.message", "not_found", profile_id, "");
                         sub->reply(error_frame("not_found", "no such profile", msg.client_id));
                         return;
                     }
@@ -140,6 +176,7 @@ void ConsultationService::do_submit(const Principal &who, Incoming msg, std::sha
             sub->reply(error_frame("invalid_field", "unknown specialist", msg.client_id));
             return;
         }
+        audit(who, "consultation.message", "ok", c->record().profile_id, c->record().id);
         c->strand()->post([c, who, msg = std::move(msg), sub]() mutable { c->submit(who, std::move(msg), sub); });
     } catch (const StorageError &e) {
         log::error("consultations", "storage failed on submit", {{"why", e.what()}});
@@ -153,9 +190,11 @@ void ConsultationService::resume(const Principal &who, const std::string &consul
         try {
             auto c = get(consultation_id);
             if (!c || c->record().account_id != who.account_id) {
+                audit(who, "consultation.resume", "not_found", std::nullopt, consultation_id);
                 sub->reply(error_frame("not_found", "no such consultation"));
                 return;
             }
+            audit(who, "consultation.resume", "ok", c->record().profile_id, consultation_id);
             c->strand()->post([c, after_seq, sub] { c->resume(after_seq, sub); });
         } catch (const StorageError &e) {
             log::error("consultations", "storage failed on resume", {{"why", e.what()}});
@@ -233,6 +272,30 @@ void ConsultationService::voice_item(const Principal &who, const std::shared_ptr
     c->strand()->post([c, who, role, item_id, text, persona, panel, done] {
         c->add_voice_item(who, role, item_id, text, persona, done);
     });
+}
+
+void ConsultationService::forget(const std::string &account_id, const std::optional<std::string> &profile_id) {
+    std::vector<std::shared_ptr<Consultation>> matching;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto it = live_.begin(); it != live_.end();) {
+            const auto &rec = it->second->record();
+            if (rec.account_id == account_id && (!profile_id || rec.profile_id == *profile_id)) {
+                matching.push_back(it->second);
+                it = live_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    auto pending = std::make_shared<std::atomic<size_t>>(matching.size());
+    for (auto &c : matching) c->strand()->post([c, pending] {
+        c->erase();
+        --*pending;
+    });
+    auto until = steady_clock::now() + seconds(10);
+    while (*pending > 0 && steady_clock::now() < until) std::this_thread::sleep_for(milliseconds(2));
+    deps_.store.flush();  // what they queued before is written, so the delete comes last
 }
 
 void ConsultationService::sweep(seconds idle) {

@@ -4,6 +4,7 @@
 
 #include "connector/connector.hpp"
 #include "consult/consultation.hpp"
+#include "audit/audit_log.hpp"
 #include "crypto/sealer.hpp"
 #include "locale/catalog.hpp"
 #include "persona/persona.hpp"
@@ -26,6 +27,8 @@ struct ServiceSettings {
     std::vector<std::string> force_models;
     int64_t seq_reserve = 2048;  // seqs reserved durably ahead of use (crash-safe numbering)
     size_t recent_events = 512;  // events kept in memory per live consultation for resume
+    int concurrent_turns = 4;    // answers in progress or queued per account (limits.concurrent_turns)
+    int guest_concurrent_turns = 2;
 };
 
 class ConsultationService {
@@ -36,6 +39,7 @@ public:
         Sealer &sealer;
         Connector &connector;
         metrics::Registry &metrics;
+        AuditLog *audit;  // null in tools and tests that audit nothing
         std::function<std::shared_ptr<const Panel>()> panel;
         std::function<std::shared_ptr<const LocaleCatalog>()> locales;
     };
@@ -64,6 +68,9 @@ public:
     void drain(std::chrono::milliseconds deadline);
     bool accepting() const { return accepting_; }
     size_t active_turns() const { return active_turns_; }
+    // Erasure: ends and forgets every live consultation of the account (or of one profile), and
+    // waits until none of them stores anything more. The caller then deletes the rows.
+    void forget(const std::string &account_id, const std::optional<std::string> &profile_id);
     // Forgets live consultations idle for `idle` (they reload from storage on demand).
     void sweep(std::chrono::seconds idle);
 
@@ -72,6 +79,10 @@ public:
     const ServiceSettings &settings() const { return settings_; }
     void turn_started();
     void turn_ended();
+    // Per-account turn slots (answers in progress or queued): false when the account is at its
+    // limit. Every successful acquire is released exactly once, when the turn ends or is dropped.
+    bool acquire_turn(const Principal &who);
+    void release_turn(const std::string &account_id);
     void register_stream(const std::string &stream_id, const std::string &consultation_id);
     void unregister_stream(const std::string &stream_id);
 
@@ -83,12 +94,15 @@ private:
     std::shared_ptr<Consultation> get(const std::string &id);
     std::shared_ptr<Consultation> create(const Principal &who, const std::string &profile_id);
     void do_submit(const Principal &who, Incoming msg, std::shared_ptr<Subscriber> sub);
+    void audit(const Principal &who, const char *action, const char *outcome, const std::optional<std::string> &profile_id,
+               const std::string &consultation_id);
 
     Deps deps_;
     ServiceSettings settings_;
     std::mutex mu_;
     std::map<std::string, std::shared_ptr<Consultation>> live_;
     std::map<std::string, std::string> streams_;  // stream_id -> consultation_id
+    std::map<std::string, int> turns_by_account_;
     std::atomic<bool> accepting_{true};
     std::atomic<size_t> active_turns_{0};
 };

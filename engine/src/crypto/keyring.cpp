@@ -106,3 +106,12 @@ KeyRing KeyRing::load(const std::filesystem::path &file, const char *env_var, bo
 }
 
 }  // namespace consilium
+
+namespace consilium {
+
+void KeyRing::remove(const std::string &id) {
+    if (id == current_) throw KeyError("key " + id + " is current and cannot be removed");
+    keys_.erase(id);
+}
+
+}  // namespace consilium

@@ -34,6 +34,8 @@ public:
 
     // Adds a fresh key and makes it current; returns its id.
     std::string rotate();
+    // Removes a key that is not current (retiring it). Throws KeyError for the current one.
+    void remove(const std::string &id);
     std::string to_json() const;
     void save(const std::filesystem::path &file) const;
 

@@ -24,6 +24,9 @@ public:
     // The key id a sealed value was made with ("" when it is not a sealed value).
     static std::string key_id_of(std::string_view sealed);
     std::string current_key_id() const;
+    // A key derived from data key `key_id` for another purpose (HMAC-SHA256 of the label), e.g.
+    // the blind index of e-mail addresses. nullopt when the ring lacks that key.
+    std::optional<std::string> derived_key(const std::string &key_id, std::string_view label) const;
     // Swaps in a new ring (rotation); values sealed before stay readable if their key remains.
     void replace(KeyRing ring);
 
