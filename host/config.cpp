@@ -224,7 +224,7 @@ void validate_config(const json &tree) {
     check_int(tree, "connector.max_concurrent_per_provider", 1, 100000);
     check_int(tree, "auth.access_ttl_s", 1, 86400);
     check_int(tree, "auth.refresh_ttl_s", 60, 31536000);
-    check_int(tree, "auth.guest_ttl_s", 60, 31536000);
+    check_int(tree, "auth.guest_ttl_s", 1, 31536000);
     check_int(tree, "auth.session_idle_s", 60, 31536000);
     check_int(tree, "auth.guest_sweep_interval_s", 1, 86400);
     check_int(tree, "auth.password_min_chars", 8, 128);

@@ -217,7 +217,9 @@ void Engine::start_reencryption() {
 void Engine::schedule_sweep() {
     auto alive = alive_;
     // The first run comes soon after start (expired guests are erased even on short-lived hosts).
-    sweep_timer_ = executor_.after(sweep_timer_ ? seconds(30) : seconds(2), [this, alive](bool cancelled) {
+    // Later runs every 30 s, or more often when guests are to be swept more often.
+    auto every = std::min<std::chrono::milliseconds>(seconds(30), housekeeping_.guest_sweep_every);
+    sweep_timer_ = executor_.after(sweep_timer_ ? every : std::min<std::chrono::milliseconds>(seconds(2), every), [this, alive](bool cancelled) {
         if (cancelled || !*alive) return;
         housekeeping();
         schedule_sweep();
