@@ -1,4 +1,4 @@
-// `consilium serve`: run the host until SIGTERM or SIGINT; SIGHUP reloads the personas.
+// `consilium serve`: run the host until SIGTERM or SIGINT; SIGHUP reloads the personas and keys.
 #include "args.hpp"
 #include "commands.hpp"
 #include "runtime.hpp"

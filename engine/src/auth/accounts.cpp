@@ -3,6 +3,8 @@
 #include "util/ids.hpp"
 #include "util/log.hpp"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -20,7 +22,7 @@ int64_t now_ms() { return duration_cast<milliseconds>(system_clock::now().time_s
 constexpr int64_t kSessionRecheckMs = 5000;
 // A session's last use is written at most this often.
 constexpr int64_t kTouchEveryMs = 60000;
-constexpr const char *kIndexKeyMeta = "auth.email_index_key";
+constexpr const char *kIndexKeyMeta = kSealedMetaKeys[0];
 
 std::string token_hash(const std::string &refresh) { return hex_encode(sha256(refresh)); }
 
@@ -96,17 +98,22 @@ json Accounts::profile_json(const ProfileRecord &p) const {
 std::string Accounts::email_index(const std::string &email) {
     std::lock_guard<std::mutex> lock(mu_);
     if (index_key_.empty()) {
-        // The index key derives from the data key current when the first index was made, kept
-        // by id in meta: rotating data keys later does not change any index.
-        auto id = store_.meta(kIndexKeyMeta);
-        if (!id) {
+        // The index key is random, made once and kept sealed in meta: rotating and retiring data
+        // keys never changes an index (the re-encryption reseals the key with everything else).
+        auto stored = store_.meta(kIndexKeyMeta);
+        if (!stored) {
+            std::string fresh(32, '\0');
+            randombytes_buf(fresh.data(), fresh.size());
             Batch b;
-            Store::meta_set(b, kIndexKeyMeta, sealer_.current_key_id());
+            Store::meta_set(b, kIndexKeyMeta, base64url_encode(sealer_.seal(fresh, kIndexKeyMeta)));
             store_.write(b);
-            id = store_.meta(kIndexKeyMeta);
+            stored = store_.meta(kIndexKeyMeta);  // what is stored wins (another host may have written first)
         }
-        auto key = id ? sealer_.derived_key(*id, "consilium e-mail index v1") : std::nullopt;
-        if (!key) throw StorageError(CS_E_INTERNAL, "the data key of the e-mail index (" + id.value_or("?") + ") is missing");
+        auto sealed = stored ? base64url_decode(*stored) : std::nullopt;
+        auto key = sealed ? sealer_.open(*sealed, kIndexKeyMeta) : std::nullopt;
+        if (!key)
+            throw StorageError(CS_E_INTERNAL, "the e-mail index key in meta cannot be opened with the data keys "
+                                              "(was its data key retired before re-encryption completed?)");
         index_key_ = *key;
     }
     return hex_encode(hmac_sha256(index_key_, email));

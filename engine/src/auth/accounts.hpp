@@ -123,7 +123,7 @@ private:
     LoginThrottle address_throttle_;
     std::mutex mu_;
     std::unordered_map<std::string, SessionState> sessions_;
-    std::string index_key_;  // blind-index key, derived on first use
+    std::string index_key_;  // blind-index key, opened from meta on first use
     std::function<void(const std::string &, const std::string &)> session_ended_;
 };
 

@@ -1,5 +1,6 @@
 #include "crypto/reencrypt.hpp"
 
+#include "util/ids.hpp"
 #include "util/log.hpp"
 
 #include <thread>
@@ -46,6 +47,21 @@ ReencryptStats Reencryptor::run(const std::atomic<bool> &stop, std::chrono::mill
             if (static_cast<int64_t>(items.size()) < page) break;
             std::this_thread::sleep_for(pause);
         }
+    }
+    for (const char *name : kSealedMetaKeys) {
+        auto value = store_.meta(name);
+        auto sealed = value ? base64url_decode(*value) : std::nullopt;
+        if (!sealed || Sealer::key_id_of(*sealed) == target) continue;
+        ++st.scanned;
+        auto plain = sealer_.open(*sealed, name);
+        if (!plain) {
+            ++st.unreadable;
+            continue;
+        }
+        Batch b;
+        Store::meta_set(b, name, base64url_encode(sealer_.seal(*plain, name)));
+        store_.write(b);
+        ++st.resealed;
     }
     if (sealer_.current_key_id() != target) return st;  // rotated again meanwhile: walk again
     Batch done;

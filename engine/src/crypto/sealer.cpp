@@ -23,17 +23,6 @@ std::string Sealer::current_key_id() const {
     return ring_->current_id();
 }
 
-std::optional<std::string> Sealer::derived_key(const std::string &key_id, std::string_view label) const {
-    std::shared_ptr<const KeyRing> ring;
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        ring = ring_;
-    }
-    const std::string *key = ring->key(key_id);
-    if (!key) return std::nullopt;
-    return hmac_sha256(*key, label);
-}
-
 std::string Sealer::seal(std::string_view plaintext, std::string_view associated) const {
     std::shared_ptr<const KeyRing> ring;
     {

@@ -14,6 +14,13 @@
 
 namespace consilium {
 
+// Meta entries whose values are sealed (base64url of the sealed bytes, associated data = the
+// entry's name): secrets the engine makes for itself. The re-encryption reseals them too, so
+// retiring an old data key never loses them.
+inline constexpr const char *kSealedMetaKeys[] = {
+    "auth.email_index_key",  // the e-mail blind index's HMAC key (auth/accounts.cpp)
+};
+
 class Sealer {
 public:
     explicit Sealer(KeyRing ring);
@@ -24,9 +31,6 @@ public:
     // The key id a sealed value was made with ("" when it is not a sealed value).
     static std::string key_id_of(std::string_view sealed);
     std::string current_key_id() const;
-    // A key derived from data key `key_id` for another purpose (HMAC-SHA256 of the label), e.g.
-    // the blind index of e-mail addresses. nullopt when the ring lacks that key.
-    std::optional<std::string> derived_key(const std::string &key_id, std::string_view label) const;
     // Swaps in a new ring (rotation); values sealed before stay readable if their key remains.
     void replace(KeyRing ring);
 
