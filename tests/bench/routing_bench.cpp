@@ -79,6 +79,28 @@ int main(int argc, char **argv) {
                 *std::max_element(loads.begin(), loads.end()));
     std::printf("route (coordinator.lua, full panel): p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us\n",
                 pct(us, 0.5), pct(us, 0.9), pct(us, 0.99), *std::max_element(us.begin(), us.end()));
+    // Where a decision's time goes: the text index, the red-flag patterns, the candidates (index
+    // plus persona score() hooks), the rest being the coordinator's Lua call.
+    auto time_of = [&](const auto &f) {
+        std::vector<double> v;
+        for (const auto &t : texts) {
+            auto t0 = clock_type::now();
+            f(t);
+            v.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - t0).count());
+        }
+        return v;
+    };
+    auto search = time_of([&](const std::string &t) { return panel->index.search(t).size(); });
+    auto flags = time_of([&](const std::string &t) { return Coordinator::match_flags(*panel, t).size(); });
+    auto cands = time_of([&](const std::string &t) {
+        RouteRequest req;
+        req.text = t;
+        return Coordinator::candidates(*panel, req, Coordinator::turn_json(req)).size();
+    });
+    std::printf("  of which: index search p50 %.1f us p99 %.1f us; red flags p50 %.1f us p99 %.1f us; "
+                "candidates (search + score hooks) p50 %.1f us p99 %.1f us\n",
+                pct(search, 0.5), pct(search, 0.99), pct(flags, 0.5), pct(flags, 0.99), pct(cands, 0.5),
+                pct(cands, 0.99));
     std::printf("script errors: %zu\n", script_errors);
     return script_errors == 0 ? 0 : 1;
 }
