@@ -36,7 +36,7 @@ const char kUsage[] =
     "                      the conformance kit: runs the provider contract against a plugin\n"
     "  version             print the version\n"
     "\n"
-    "docs: docs/configuration.md, docs/protocol.md, docs/plugins.md, docs/security.md\n";
+    "docs: docs/configuration.md, docs/protocol.md, docs/security.md, docs/plugins.md\n";
 
 }  // namespace
 
