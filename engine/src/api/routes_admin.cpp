@@ -2,6 +2,7 @@
 // emergency-access procedure (operators). Operators see no message text except through an
 // emergency-access grant: a stated reason, one consultation, a short time, and every step audited.
 #include "api/http_api.hpp"
+#include "util/clock.hpp"
 #include "engine.hpp"
 
 #include <chrono>
@@ -12,10 +13,6 @@ using json = nlohmann::json;
 
 namespace {
 
-int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 std::optional<int64_t> query_int(const HttpRequest &req, const char *key, std::string &error) {
     auto it = req.query.find(key);
@@ -95,7 +92,7 @@ void HttpApi::add_admin_routes() {
     add("GET", "/v1/admin/consultations/{id}", kOperators, [this](HttpRequest &req) {
         const std::string &cid = req.params["id"];
         req.audit.target = "consultation:" + cid;
-        if (!engine_.has_emergency_access(req.who->account_id, cid, now_ms()))
+        if (!engine_.has_emergency_access(req.who->account_id, cid, unix_ms()))
             return HttpResponse::error(403, "emergency_access_required",
                                        "operators read consultations only under POST /v1/admin/emergency-access");
         auto c = engine_.store().consultation(cid);

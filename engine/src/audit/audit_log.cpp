@@ -1,4 +1,5 @@
 #include "audit/audit_log.hpp"
+#include "util/clock.hpp"
 
 #include "util/ids.hpp"
 #include "util/log.hpp"
@@ -11,10 +12,6 @@ using json = nlohmann::json;
 
 namespace {
 
-int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 json opt(const std::optional<std::string> &v) { return v ? json(*v) : json(nullptr); }
 
@@ -81,7 +78,7 @@ void AuditLog::record(const AuditActor &who, const AuditEvent &what) {
         }
         AuditRecord r;
         r.seq = head_seq_ + 1;
-        r.at_ms = now_ms();
+        r.at_ms = unix_ms();
         r.actor_account = who.account;
         r.actor_role = who.role;
         r.profile_id = what.profile_id;

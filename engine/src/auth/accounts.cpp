@@ -1,4 +1,5 @@
 #include "auth/accounts.hpp"
+#include "util/clock.hpp"
 
 #include "util/ids.hpp"
 #include "util/log.hpp"
@@ -15,7 +16,6 @@ using namespace std::chrono;
 
 namespace {
 
-int64_t now_ms() { return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count(); }
 
 // How long session state read from storage is trusted before it is read again: bounds how late
 // another host sees a logout or a revoked family.
@@ -73,7 +73,7 @@ ProfileRecord Accounts::new_profile(const std::string &account_id, const std::st
     p.id = new_id("p");
     p.account_id = account_id;
     p.relation = relation;
-    p.created_ms = now_ms();
+    p.created_ms = unix_ms();
     p.details_sealed = seal_profile_details(p.id, details);
     return p;
 }
@@ -146,7 +146,7 @@ std::optional<std::string> Accounts::check_credentials(const json &body, std::st
 // ---- sessions --------------------------------------------------------------------------------
 
 json Accounts::token_body(const AccountRecord &a, const std::string &session_id, const std::string &refresh) {
-    int64_t now_s = now_ms() / 1000;
+    int64_t now_s = unix_ms() / 1000;
     AccessClaims c;
     c.subject = a.id;
     c.role = a.role;
@@ -162,7 +162,7 @@ json Accounts::token_body(const AccountRecord &a, const std::string &session_id,
 }
 
 json Accounts::start_session(Batch &b, const AccountRecord &a) {
-    int64_t now = now_ms();
+    int64_t now = unix_ms();
     SessionRecord s;
     s.id = new_id("sn");
     s.account_id = a.id;
@@ -195,7 +195,7 @@ std::optional<Accounts::SessionState> Accounts::session_state(const std::string 
 
 void Accounts::end_session(const std::string &account_id, const std::string &id, const std::string &reason) {
     Batch b;
-    Store::session_revoke(b, id, now_ms(), reason);
+    Store::session_revoke(b, id, unix_ms(), reason);
     store_.write(b);
     {
         std::lock_guard<std::mutex> lock(mu_);
@@ -212,7 +212,7 @@ void Accounts::forget(const std::string &account_id) {
 
 std::optional<Principal> Accounts::authenticate(const std::string &bearer, AuthFailure &why) {
     AccessClaims c;
-    int64_t now = now_ms();
+    int64_t now = unix_ms();
     auto err = signer_.verify(bearer, c, now / 1000);
     if (err) {
         why = {401, "unauthorized", std::string("invalid token: ") + token_error_name(*err)};
@@ -261,7 +261,7 @@ json Accounts::create_guest(const std::string &peer) {
     a.id = new_id("a");
     a.kind = "guest";
     a.role = "guest";
-    a.created_ms = now_ms();
+    a.created_ms = unix_ms();
     a.expires_ms = a.created_ms + settings_.guest_ttl_s * 1000;
     ProfileRecord self = new_profile(a.id, "self", json::object());
     Batch b;
@@ -281,7 +281,7 @@ json Accounts::create_account(const std::string &role, const std::string &email_
     a.id = new_id("a");
     a.kind = "patient";
     a.role = role;
-    a.created_ms = now_ms();
+    a.created_ms = unix_ms();
     if (!email_in.empty()) {
         std::string email, pw;
         if (auto problem = check_credentials(json{{"email", email_in}, {"password", password}}, email, pw, true))
@@ -326,12 +326,12 @@ AuthResult Accounts::register_account(const json &body, const std::optional<Prin
         a.role = "patient";
         a.expires_ms.reset();
         action = "auth.upgrade";
-        Store::session_revoke_account(b, a.id, now_ms(), "upgraded");
+        Store::session_revoke_account(b, a.id, unix_ms(), "upgraded");
     } else {
         a.id = new_id("a");
         a.kind = "patient";
         a.role = "patient";
-        a.created_ms = now_ms();
+        a.created_ms = unix_ms();
     }
     a.email_index = index;
     a.email_sealed = sealer_.seal(email, "account-email:" + a.id);
@@ -400,7 +400,7 @@ AuthResult Accounts::refresh(const json &body, const std::string &peer) {
     if (!body.is_object() || !body.contains("refresh_token") || !body["refresh_token"].is_string() ||
         body["refresh_token"].get<std::string>().empty() || body["refresh_token"].get<std::string>().size() > 256)
         return fail(400, "missing_field", "refresh_token: required");
-    int64_t now = now_ms();
+    int64_t now = unix_ms();
     auto used = store_.refresh_use(token_hash(body["refresh_token"]), now);
     if (!used) return fail(401, "invalid_grant", "this refresh token is not valid; sign in again");
     const std::string &session_id = used->first;
@@ -439,7 +439,7 @@ AuthResult Accounts::refresh(const json &body, const std::string &peer) {
 
 void Accounts::logout(const Principal &who, bool everywhere) {
     Batch b;
-    int64_t now = now_ms();
+    int64_t now = unix_ms();
     if (everywhere)
         Store::session_revoke_account(b, who.account_id, now, "logout");
     else

@@ -1,4 +1,5 @@
 #include "consult/consultation.hpp"
+#include "util/clock.hpp"
 
 #include "consult/service.hpp"
 #include "persona/hooks.hpp"
@@ -16,7 +17,6 @@ using namespace std::chrono;
 
 namespace {
 
-int64_t now_ms() { return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count(); }
 
 std::string dump(const json &j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -82,7 +82,7 @@ int64_t Consultation::emit(json event, bool durable, Batch extra, std::function<
     event["consultation_id"] = record_.id;
     event["seq"] = seq;
     auto frame = std::make_shared<const std::string>(dump(event));
-    EventRecord rec{seq, type, seal("event", seq, *frame), now_ms()};
+    EventRecord rec{seq, type, seal("event", seq, *frame), unix_ms()};
     Store::event_insert(extra, record_.id, rec);
     outbox_.push_back({seq, frame, durable});
     std::weak_ptr<Consultation> weak = weak_from_this();
@@ -242,7 +242,7 @@ void Consultation::submit(const Principal &who, Incoming msg, std::shared_ptr<Su
     json body = {{"text", msg.text}, {"attachments", msg.attachments}};
     json meta = {{"locale", msg.locale}};
     MessageRecord m{record_.id, seq, msg.client_id, "patient", std::nullopt,
-                    seal("message", seq, dump(body)), dump(meta), now_ms()};
+                    seal("message", seq, dump(body)), dump(meta), unix_ms()};
     Store::message_insert(batch, m, who.account_id);
     std::weak_ptr<Consultation> weak = weak_from_this();
     Queued q{who, msg, seq};
@@ -292,7 +292,7 @@ void Consultation::add_voice_item(const Principal &who, const std::string &role,
     if (role == "patient") {
         json body = {{"text", text}, {"voice", true}};
         MessageRecord m{record_.id, seq, key, "patient", std::nullopt, seal("message", seq, dump(body)),
-                        dump(json{{"voice", true}}), now_ms()};
+                        dump(json{{"voice", true}}), unix_ms()};
         Store::message_insert(batch, m, who.account_id);
         emit({{"type", "ack"}, {"id", key}, {"voice", true}}, true, std::move(batch), on_commit);
         history_.push_back({"patient", text});
@@ -303,7 +303,7 @@ void Consultation::add_voice_item(const Principal &who, const std::string &role,
     std::string stream_id = new_id("s");
     if (persona && record_.specialist.value_or("") != persona->id) {
         record_.specialist = persona->id;
-        Store::consultation_set_specialist(batch, record_.id, persona->id, now_ms());
+        Store::consultation_set_specialist(batch, record_.id, persona->id, unix_ms());
     }
     json who_spoke = persona ? json{{"id", persona->id}, {"name", persona->name}, {"title", persona->title}} : json::object();
     emit({{"type", "stream_start"}, {"stream_id", stream_id}, {"reply_to", key}, {"specialist", who_spoke}, {"voice", true}},
@@ -314,7 +314,7 @@ void Consultation::add_voice_item(const Principal &who, const std::string &role,
     json meta = {{"stream_id", stream_id}, {"stop_reason", "end_turn"}, {"voice", true}};
     Batch end_batch;
     MessageRecord m{record_.id, seq, key, "specialist", persona ? std::optional(persona->id) : std::nullopt,
-                    seal("message", seq, dump(body)), dump(meta), now_ms()};
+                    seal("message", seq, dump(body)), dump(meta), unix_ms()};
     Store::message_insert(end_batch, m, record_.account_id);
     emit({{"type", "stream_end"}, {"stream_id", stream_id}, {"stop_reason", "end_turn"}, {"citations", json::array()},
           {"follow_ups", json::array()}, {"voice", true}},
@@ -389,7 +389,7 @@ void Consultation::start_turn(const Queued &q) {
     if (record_.specialist.value_or("") != persona->id) {
         record_.specialist = persona->id;
         Batch b;
-        Store::consultation_set_specialist(b, record_.id, persona->id, now_ms());
+        Store::consultation_set_specialist(b, record_.id, persona->id, unix_ms());
         svc_.deps().store.write_async(std::move(b), {});
     }
     emit({{"type", "stream_start"},
@@ -513,7 +513,7 @@ void Consultation::end_turn(const TurnEvent &e) {
                  {"reply_to", a.reply_to}, {"rule", a.decision.rule}};
     if (!e.error_code.empty()) meta["error"] = e.error_code;
     Batch batch;
-    MessageRecord m{record_.id, seq, std::nullopt, "specialist", a.persona->id, seal("message", seq, dump(body)), dump(meta), now_ms()};
+    MessageRecord m{record_.id, seq, std::nullopt, "specialist", a.persona->id, seal("message", seq, dump(body)), dump(meta), unix_ms()};
     Store::message_insert(batch, m, record_.account_id);
     // Durable: once a client sees stream_end, the answer is in the consultation's history.
     emit(end, true, std::move(batch));

@@ -1,4 +1,5 @@
 #include "consult/service.hpp"
+#include "util/clock.hpp"
 
 #include "util/ids.hpp"
 #include "util/log.hpp"
@@ -11,7 +12,6 @@ using json = nlohmann::json;
 using namespace std::chrono;
 
 namespace {
-int64_t now_ms() { return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count(); }
 }  // namespace
 
 ConsultationService::ConsultationService(Deps deps, ServiceSettings settings)
@@ -101,7 +101,7 @@ std::shared_ptr<Consultation> ConsultationService::create(const Principal &who, 
     rec.id = new_id("c");
     rec.account_id = who.account_id;
     rec.profile_id = profile_id;
-    rec.created_ms = rec.updated_ms = now_ms();
+    rec.created_ms = rec.updated_ms = unix_ms();
     auto c = std::make_shared<Consultation>(*this, rec, false, Strand::make(deps_.executor));
     std::lock_guard<std::mutex> lock(mu_);
     live_.emplace(rec.id, c);
@@ -250,7 +250,7 @@ std::shared_ptr<Consultation> ConsultationService::open_for_voice(const Principa
     rec.id = new_id("c");
     rec.account_id = who.account_id;
     rec.profile_id = pid;
-    rec.created_ms = rec.updated_ms = now_ms();
+    rec.created_ms = rec.updated_ms = unix_ms();
     try {
         Batch b;
         Store::consultation_insert(b, rec);

@@ -1,4 +1,5 @@
 #include "privacy/privacy.hpp"
+#include "util/clock.hpp"
 
 #include "engine.hpp"
 #include "util/log.hpp"
@@ -11,17 +12,13 @@ using json = nlohmann::json;
 
 namespace {
 
-int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 }  // namespace
 
 json Privacy::export_account(const Principal &who) {
     Store &store = engine_.store();
     auto account = store.account(who.account_id);
-    json out = {{"format", "consilium-export-1"}, {"exported_at", now_ms()}};
+    json out = {{"format", "consilium-export-1"}, {"exported_at", unix_ms()}};
     if (!account) return out;
     out["account"] = {{"id", account->id},
                       {"guest", account->kind == "guest"},
