@@ -162,6 +162,7 @@ public:
     cs_metric *const refused_counter;
     cs_metric *const refused_per_ip_counter;
     cs_metric *const fallback_sessions_gauge;
+    cs_metric *const ws_queued_bytes_gauge;
     void metric_add(cs_metric *m, double v) const;
 
     // Counts a new connection from address (an address_key()) into slot, unless that would

@@ -173,6 +173,8 @@ Core::Core(const cs_host_api *host_api, ServerOptions options)
                                           to_cs("Connections refused with 503 over max_connections_per_ip"))),
       fallback_sessions_gauge(host->metric(host->ctx, CS_METRIC_GAUGE, to_cs("transport_fallback_sessions"),
                                            to_cs("Open SSE / long-polling chat sessions"))),
+      ws_queued_bytes_gauge(host->metric(host->ctx, CS_METRIC_GAUGE, to_cs("transport_websocket_queued_bytes"),
+                                         to_cs("Bytes of frames queued for WebSocket clients and not yet written"))),
       fallback_(std::make_unique<Fallback>(*this)), ioc(static_cast<int>(opt.threads)) {}
 
 Core::~Core() {
@@ -427,6 +429,7 @@ private:
     ConnectionSlot slot_;
     std::string peer_;
     std::unique_ptr<std::array<char, 4096>> drain_;  // lingering close and SSE only
+    std::unique_ptr<net::steady_timer> cut_timer_;   // SSE: stopping while a write is under way
     std::optional<Admission> refused_;
 
     // Strand state.
@@ -780,7 +783,19 @@ void HttpSession<Stream>::on_shutdown() {
     if (handed_off_) return;
     if (streaming_) {
         // The fallback session ends the stream (with its close event); cut it if that lags.
-        if (!sse_done_) tcp().expires_after(kLinger);
+        if (sse_done_) return;
+        if (!sse_writing_) {
+            tcp().expires_after(kLinger);
+            return;
+        }
+        // A write is under way next to the read: basic_stream takes no new deadline while both
+        // are pending, so a timer of our own cuts the socket instead.
+        cut_timer_ = std::make_unique<net::steady_timer>(executor_, kLinger);
+        cut_timer_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
+            if (ec) return;
+            beast::error_code ignored;
+            self->tcp().socket().close(ignored);
+        });
         return;
     }
     // Idle between requests: close now. Otherwise the request under way finishes first.

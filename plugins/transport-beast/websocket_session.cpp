@@ -137,9 +137,9 @@ private:
         if (!self) return -1;
         auto buffer = std::make_shared<const std::string>(frame);
         const auto size = static_cast<int64_t>(frame.size());
-        const int64_t queued = queued_bytes_.fetch_add(size) + size;
+        const int64_t queued = queue_add(size) + size;
         if (static_cast<uint64_t>(queued) > core_.opt.write_queue_limit) {
-            queued_bytes_.fetch_sub(size);
+            queue_sub(size);
             if (!closing_.exchange(true)) {
                 core_.log(CS_LOG_WARN, "websocket send queue over " +
                                            std::to_string(core_.opt.write_queue_limit) +
@@ -156,7 +156,7 @@ private:
                 self->on_send(std::move(buffer));
             });
         } catch (...) {
-            queued_bytes_.fetch_sub(size);
+            queue_sub(size);
             throw;
         }
         return queued;
@@ -247,7 +247,7 @@ private:
 
     void on_send(std::shared_ptr<const std::string> frame) {
         if (finished_ || close_started_ || drop_queue_) {
-            queued_bytes_.fetch_sub(static_cast<int64_t>(frame->size()));
+            queue_sub(static_cast<int64_t>(frame->size()));
             return;
         }
         queue_.push_back(std::move(frame));
@@ -263,7 +263,7 @@ private:
     void on_write(beast::error_code ec, std::size_t) {
         writing_ = false;
         const auto size = static_cast<int64_t>(queue_.front()->size());
-        const int64_t left = queued_bytes_.fetch_sub(size) - size;
+        const int64_t left = queue_sub(size) - size;
         queue_.pop_front();
         // Backpressure eased: once per crossing of the high-water mark.
         if (left < static_cast<int64_t>(core_.opt.queue_low_water) && above_high_.load() && chat_ &&
@@ -384,7 +384,7 @@ private:
     void drop_queue() {
         std::size_t keep = writing_ ? 1 : 0;
         while (queue_.size() > keep) {
-            queued_bytes_.fetch_sub(static_cast<int64_t>(queue_.back()->size()));
+            queue_sub(static_cast<int64_t>(queue_.back()->size()));
             queue_.pop_back();
         }
     }
@@ -419,6 +419,15 @@ private:
     // Shared with the engine's threads.
     std::atomic<bool> closing_{false};        // send() now returns -1
     std::atomic<int64_t> queued_bytes_{0};    // frames accepted by send() and not yet written
+    // Change queued_bytes_ (and the gauge of all connections' queues); return the old value.
+    int64_t queue_add(int64_t n) {
+        core_.metric_add(core_.ws_queued_bytes_gauge, static_cast<double>(n));
+        return queued_bytes_.fetch_add(n);
+    }
+    int64_t queue_sub(int64_t n) {
+        core_.metric_add(core_.ws_queued_bytes_gauge, -static_cast<double>(n));
+        return queued_bytes_.fetch_sub(n);
+    }
     std::atomic<bool> above_high_{false};     // queued_bytes_ went over queue_high_water
 
     // Keep-alive (strand).
