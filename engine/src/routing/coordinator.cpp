@@ -98,7 +98,7 @@ json Coordinator::candidates(const Panel &panel, const RouteRequest &req, const 
                   {"keywords", cs[i].hit->keywords},
                   {"examples", cs[i].hit->examples},
                   {"nearest", cs[i].hit->nearest},
-                  {"matched", i < 5 ? json(cs[i].hit->matched) : json::array()},
+                  {"matched", cs[i].hit->matched},
                   {"base", cs[i].base},
                   {"bonus", 0.0},
                   {"fits", audience_fits(p, req.profile)},
