@@ -256,6 +256,12 @@ void Engine::register_chat(const Principal &who, const std::shared_ptr<ChatSessi
     chats_.emplace(who.account_id, chat);
 }
 
+void Engine::unregister_chat(const std::string &account_id, const ChatSession *chat) {
+    std::lock_guard<std::mutex> lock(chats_mu_);
+    auto [b, e] = chats_.equal_range(account_id);
+    for (auto it = b; it != e;) it = it->second.expired() || it->second.lock().get() == chat ? chats_.erase(it) : std::next(it);
+}
+
 void Engine::close_chats_of(const Principal &who, bool every_session) {
     std::vector<std::shared_ptr<ChatSession>> closing;
     {

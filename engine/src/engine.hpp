@@ -90,6 +90,8 @@ public:
     // Chat connections by account, so that logout and erasure can close them (4004).
     void register_chat(const Principal &who, const std::shared_ptr<ChatSession> &chat);
     void close_chats_of(const Principal &who, bool every_session);
+    // A chat connection ended: forget it now (its memory goes with the last reference).
+    void unregister_chat(const std::string &account_id, const ChatSession *chat);
 
     // Emergency access of an operator to one consultation (docs/security.md): returns the
     // grant's expiry (Unix ms).

@@ -213,7 +213,10 @@ TEST(Channel, ConcurrentAnswersPerAccountAreLimited) {
     auto frames = chat.until([](const json &f) { return is(f, "error"); }, 10s);
     ASSERT_FALSE(frames.empty());
     EXPECT_EQ(frames.back().value("code", ""), "too_many_streams") << frames.back().dump();
-    EXPECT_EQ(frames.back().value("reply_to", ""), "c2");
+    // Each message starts its own consultation, and consultations run side by side: whichever
+    // came third to the limit is refused, not necessarily the third sent.
+    const std::string refused = frames.back().value("reply_to", "");
+    EXPECT_TRUE(refused == "c0" || refused == "c1" || refused == "c2") << frames.back().dump();
     // Cancelling one frees its slot.
     std::string stream;
     for (const auto &f : frames)
@@ -225,7 +228,7 @@ TEST(Channel, ConcurrentAnswersPerAccountAreLimited) {
     }
     ASSERT_TRUE(chat.send({{"type", "cancel"}, {"stream_id", stream}}));
     ASSERT_FALSE(chat.until([&](const json &f) { return is(f, "stream_end") && f.value("stream_id", "") == stream; }, 10s).empty());
-    ASSERT_TRUE(chat.send({{"type", "message"}, {"id", "c2"}, {"text", "I feel dizzy when I stand up"}}));
+    ASSERT_TRUE(chat.send({{"type", "message"}, {"id", refused}, {"text", "I feel dizzy when I stand up"}}));
     auto ok = chat.until([](const json &f) { return is(f, "ack") || is(f, "error"); }, 10s);
     ASSERT_FALSE(ok.empty());
     EXPECT_TRUE(is(ok.back(), "ack")) << ok.back().dump();

@@ -85,9 +85,14 @@ void ChatSession::arm_idle_timer() {
 }
 
 void ChatSession::close() {
-    std::lock_guard<std::mutex> lock(mu_);
-    closed_ = true;
-    merged_.reset();
+    std::string account;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        closed_ = true;
+        merged_.reset();
+        if (who_) account = who_->account_id;
+    }
+    if (!account.empty()) engine_.unregister_chat(account, this);
 }
 
 void ChatSession::send_locked(const std::string &text) {
