@@ -39,6 +39,7 @@ void ThreadPool::post(Task task) {
 
 TimerId ThreadPool::after(std::chrono::milliseconds delay, TimerFn fn) {
     TimerId id;
+    bool earliest = false;
     {
         std::lock_guard<std::mutex> lock(mu_);
         if (stopping_) {
@@ -49,8 +50,10 @@ TimerId ThreadPool::after(std::chrono::milliseconds delay, TimerFn fn) {
         id = next_timer_++;
         auto it = by_time_.emplace(Clock::now() + delay, id);
         timers_.emplace(id, std::make_pair(it, std::move(fn)));
+        // The timer thread sleeps until the earliest deadline: wake it only when that moved.
+        earliest = it == by_time_.begin();
     }
-    timer_cv_.notify_one();
+    if (earliest) timer_cv_.notify_one();
     return id;
 }
 
@@ -110,7 +113,7 @@ void ThreadPool::tick() {
             timer_cv_.wait_until(lock, when);
             continue;
         }
-        bool fired = false;
+        size_t fired = 0;
         auto now = Clock::now();
         while (!by_time_.empty() && by_time_.begin()->first <= now) {
             TimerId id = by_time_.begin()->second;
@@ -120,9 +123,11 @@ void ThreadPool::tick() {
             TimerFn fn = std::move(it->second.second);
             timers_.erase(it);
             tasks_.push_back([fn = std::move(fn)] { fn(false); });
-            fired = true;
+            ++fired;
         }
-        if (fired) cv_.notify_all();
+        // One worker per task: waking them all for one timer only makes them race for it.
+        if (fired == 1) cv_.notify_one();
+        else if (fired > 1) cv_.notify_all();
     }
 }
 
