@@ -85,6 +85,15 @@ int64_t Consultation::emit(json event, bool durable, Batch extra, std::function<
     EventRecord rec{seq, type, seal("event", seq, *frame), unix_ms()};
     Store::event_insert(extra, record_.id, rec);
     outbox_.push_back({seq, frame, durable});
+    if (!durable && !on_commit) {
+        // Nothing waits for this commit (the outbox holds back only behind durable events): a
+        // failure is logged from the writer's thread, with no task for the strand per chunk.
+        svc_.deps().store.write_async(std::move(extra), [id = record_.id, seq](std::optional<StorageError> err) {
+            if (err) log::error("consultation", "event not stored", {{"consultation", id}, {"seq", seq}, {"why", err->what()}});
+        });
+        deliver();
+        return seq;
+    }
     std::weak_ptr<Consultation> weak = weak_from_this();
     auto strand = strand_;
     svc_.deps().store.write_async(std::move(extra), [weak, strand, seq, on_commit](std::optional<StorageError> err) {
