@@ -9,7 +9,7 @@
 --   turn.turn_index  0 for the first message of the consultation
 --   turn.previous    the patient's previous message ("" on the first)
 --   turn.candidates  the routing index's best 20 candidates, best first:
---                    {{id, keywords, examples, nearest, matched, base, bonus, fits,
+--                    {{id, keywords, examples, nearest, matched, matched_weights, base, bonus, fits,
 --                      pregnancy_preferred}, ...}
 --                    (bonus: what the persona's own score() hook added, see docs/personas.md;
 --                     fits: the patient is within the persona's audience)
@@ -17,7 +17,8 @@
 -- and expects {specialist = id, top = {ids}, emergency = bool, flags = {ids}, rule = "..."}.
 --
 -- Engine functions (read-only):
---   consilium.search(text)     -> {{id, keywords, examples, nearest, matched}, ...} raw signals
+--   consilium.search(text)     -> {{id, keywords, examples, nearest, matched, matched_weights}, ...}
+--                                 raw signals
 --                                 for any text (turn.candidates already holds them for this turn)
 --   consilium.red_flags(text)  -> {{id, emergency, route_to, owner, message}, ...}
 --   consilium.exists(id)       -> true when the panel has that persona
@@ -125,13 +126,15 @@ local function longest_keywords(h)
   local m = h.matched
   if m == nil or #m < 2 then return h.keywords end
   local groups, order = {}, {}
-  for _, k in ipairs(m) do
+  local mw = h.matched_weights  -- the weight of each matched keyword (turn.candidates has them)
+  for i, k in ipairs(m) do
     local sk = stem_key(k)
     if groups[sk] == nil then
-      groups[sk] = {n = 0, rep = k}
+      groups[sk] = {n = 0, rep = k, sum = 0}
       order[#order + 1] = sk
     end
     groups[sk].n = groups[sk].n + 1
+    if mw then groups[sk].sum = groups[sk].sum + mw[i] end
   end
   if #order == #m then
     local any = false
@@ -144,11 +147,15 @@ local function longest_keywords(h)
   local minus = 0
   for _, g in ipairs(order) do
     local G = groups[g]
-    local w = search_weight(h.id, G.rep)
-    for _, g2 in ipairs(order) do
-      if groups[g2].w and inside(g2, g) then w = w - groups[g2].n * groups[g2].w end
+    if mw then
+      G.w = G.sum / G.n
+    else
+      local w = search_weight(h.id, G.rep)
+      for _, g2 in ipairs(order) do
+        if groups[g2].w and inside(g2, g) then w = w - groups[g2].n * groups[g2].w end
+      end
+      G.w = math.max(0, w / G.n)
     end
-    G.w = math.max(0, w / G.n)
     minus = minus + (G.n - 1) * G.w
     for _, g2 in ipairs(order) do
       if inside(g, g2) then minus = minus + G.w; break end

@@ -118,6 +118,7 @@ std::vector<IndexHit> TextIndex::search(std::string_view query) const {
     const size_t personas = docs_.size();
     std::vector<double> examples(personas, 0), nearest(personas, 0), keywords(personas, 0);
     std::vector<std::vector<std::string>> matched(personas);
+    std::vector<std::vector<double>> matched_weights(personas);
 
     // Query features as ids, with their counts.
     std::vector<std::pair<uint32_t, double>> q;
@@ -188,12 +189,13 @@ std::vector<IndexHit> TextIndex::search(std::string_view query) const {
         const Keyword &k = keywords_[ki];
         keywords[k.persona] += k.weight;
         matched[k.persona].push_back(k.display);
+        matched_weights[k.persona].push_back(k.weight);
     }
 
     std::vector<IndexHit> out;
     for (uint32_t p = 0; p < personas; ++p) {
         if (examples[p] <= 0 && nearest[p] <= 0 && keywords[p] <= 0) continue;
-        out.push_back({p, keywords[p], examples[p], nearest[p], std::move(matched[p])});
+        out.push_back({p, keywords[p], examples[p], nearest[p], std::move(matched[p]), std::move(matched_weights[p])});
     }
     return out;
 }

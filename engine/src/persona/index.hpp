@@ -19,6 +19,7 @@ struct IndexHit {
     double examples = 0;       // BM25 of the text against all the persona's examples and scope
     double nearest = 0;        // best cosine similarity to one of its examples (0..1)
     std::vector<std::string> matched;  // keywords found (normalised)
+    std::vector<double> matched_weights;  // the weight each of them added to `keywords`
 };
 
 class TextIndex {

@@ -60,7 +60,7 @@ json Coordinator::search(const Panel &panel, const std::string &text) {
     for (const auto &h : panel.index.search(text)) {
         const Persona &p = panel.personas[h.persona];
         out.push_back({{"id", p.id}, {"keywords", h.keywords}, {"examples", h.examples},
-                       {"nearest", h.nearest}, {"matched", h.matched}});
+                       {"nearest", h.nearest}, {"matched", h.matched}, {"matched_weights", h.matched_weights}});
     }
     return out;
 }
@@ -99,6 +99,7 @@ json Coordinator::candidates(const Panel &panel, const RouteRequest &req, const 
                   {"examples", cs[i].hit->examples},
                   {"nearest", cs[i].hit->nearest},
                   {"matched", cs[i].hit->matched},
+                  {"matched_weights", cs[i].hit->matched_weights},
                   {"base", cs[i].base},
                   {"bonus", 0.0},
                   {"fits", audience_fits(p, req.profile)},
